@@ -1,0 +1,41 @@
+# Every target sets up .venv on first use (torch==2.13.0 CPU first, then this package) and
+# reuses it afterwards: the install re-runs only when setup.cfg or pyproject.toml change.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+TORCH  := torch==2.13.0
+# Ray's harmless start-up chatter; see rllib_ext/cli/quiet.py for what else is silenced.
+export RAY_AUTH_MODE ?= disabled
+
+.PHONY: install train test learning bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+## The main job: REINFORCE on CartPole-v1 on an embedded local Ray.
+train: $(STAMP)
+	$(BIN)/rllib-ext train configs/pg/cartpole.yaml
+
+## The fast test tier (what CI runs).
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## The slow tier: every config's pass criterion, as a table (not part of CI).
+learning: $(STAMP)
+	$(BIN)/rllib-ext check configs
+
+bench: $(STAMP)
+	@for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+lint: $(STAMP)
+	$(BIN)/ruff check rllib_ext tests benchmarks
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,268 @@
+"""``rllib-ext``: train, tune, evaluate, plot and check rllib_ext experiments from YAML files.
+
+Exit codes: 0 success, 1 a run failed or a pass criterion was missed, 2 bad input (config
+file, arguments, paths); bad input prints one message and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rllib_ext.cli.quiet import quiet_ray
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad user input other than a config file (paths, argument values)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rllib-ext",
+        description="Train, tune, evaluate and plot rllib_ext algorithms (Ray RLlib plugins).",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    cluster = argparse.ArgumentParser(add_help=False)
+    cluster.add_argument(
+        "--address",
+        help="Ray cluster to join (default: $RAY_ADDRESS, else an embedded local Ray).",
+    )
+    storage = argparse.ArgumentParser(add_help=False)
+    storage.add_argument(
+        "--storage", help="Results root (default: ./tune_runs); runs go to STORAGE/<experiment>."
+    )
+    budget = argparse.ArgumentParser(add_help=False)
+    budget.add_argument(
+        "--stop-timesteps", type=int, metavar="N", help="Stop after N env steps (overrides stop)."
+    )
+
+    t = sub.add_parser("train", parents=[cluster, storage, budget],
+                       help="Train one experiment with progress lines and a final checkpoint.")
+    t.add_argument("config", help="YAML file or short name, e.g. configs/pg/cartpole.yaml")
+    t.add_argument("--seed", type=int, help="Random seed (config.debugging(seed=...)).")
+    t.add_argument("--num-env-runners", type=int, metavar="N",
+                   help="Override config.env_runners(num_env_runners=N).")
+
+    tu = sub.add_parser("tune", parents=[cluster, storage, budget],
+                        help="Run the config's Tune search space (tune: section).")
+    tu.add_argument("config")
+    tu.add_argument("--num-samples", type=int, metavar="N",
+                    help="Samples of the search space (default: tune.num_samples or 1).")
+
+    e = sub.add_parser("evaluate", parents=[cluster],
+                       help="Run greedy episodes from a checkpoint and print their returns.")
+    e.add_argument("checkpoint", help="Checkpoint directory (printed by `train`).")
+    e.add_argument("--episodes", type=int, default=10, metavar="N")
+
+    pl = sub.add_parser("plot", help="Write PNG learning curves for a run directory.")
+    pl.add_argument("run_dir", help="tune_runs/<experiment> or one trial directory in it.")
+    pl.add_argument("--out", help="Directory for the PNGs (default: RUN_DIR).")
+    pl.add_argument("--metric", default=None,
+                    help="Result column to plot against env steps "
+                         "(default: env_runners/episode_return_mean).")
+
+    sub.add_parser("list", help="List algorithms, environments and configs.")
+
+    c = sub.add_parser("check", parents=[cluster, storage],
+                       help="Run configs' pass criteria (the slow learning tier) as a table.")
+    c.add_argument("configs", nargs="*", default=None,
+                   help="Config files or directories (default: configs/).")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    quiet_ray()
+    from rllib_ext.cli.config_file import ConfigError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (ConfigError, UsageError) as e:
+        print(f"rllib-ext {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _cmd_train(args) -> int:
+    from rllib_ext.cli import runner
+    from rllib_ext.cli.config_file import ENV_STEPS_KEY, load_experiment
+    from rllib_ext.cli.progress import format_duration, lookup
+
+    exp = load_experiment(args.config)
+    overrides = {}
+    if args.num_env_runners is not None:
+        if args.num_env_runners < 0:
+            raise UsageError(f"--num-env-runners must be >= 0, got {args.num_env_runners}.")
+        overrides["env_runners"] = {"num_env_runners": args.num_env_runners}
+    config = runner.quiet_config(exp.build_config(seed=args.seed, overrides=overrides))
+    stop = _stop(exp, args)
+    where = runner.init_ray(args.address)
+    print(f"rllib-ext: training {exp.algorithm} on {exp.env} ({exp.path}) on {where}", flush=True)
+    exp_dir, outcomes = runner.run(exp, param_space=config, stop=stop, storage=args.storage)
+    outcome = outcomes[0]
+    if outcome.error:
+        print(f"rllib-ext train: the run failed: {outcome.error}", file=sys.stderr)
+        print(f"  logs: {outcome.path}", file=sys.stderr)
+        return EXIT_FAILED
+    m = outcome.metrics
+    value = lookup(m, "env_runners/episode_return_mean")
+    print(
+        f"\ndone: {int(lookup(m, ENV_STEPS_KEY, 0)):,} env steps in "
+        f"{format_duration(m.get('time_total_s', 0))}, "
+        f"episode_return_mean {value:.2f}" if isinstance(value, (int, float)) else "done"
+    )
+    print(f"results:     {outcome.path}")
+    print(f"checkpoint:  {outcome.checkpoint}")
+    print(f"tensorboard: tensorboard --logdir {exp_dir}")
+    print(f"plots:       rllib-ext plot {exp_dir}")
+    print(f"evaluate:    rllib-ext evaluate {outcome.checkpoint}")
+    return EXIT_OK
+
+
+def _stop(exp, args) -> dict:
+    from rllib_ext.cli.config_file import ENV_STEPS_KEY
+
+    stop = dict(exp.stop)
+    if args.stop_timesteps is not None:
+        if args.stop_timesteps < 1:
+            raise UsageError(f"--stop-timesteps must be >= 1, got {args.stop_timesteps}.")
+        stop[ENV_STEPS_KEY] = args.stop_timesteps
+    return stop
+
+
+def _cmd_tune(args) -> int:
+    from rllib_ext.cli import runner
+    from rllib_ext.cli.config_file import DEFAULT_METRIC, load_experiment
+
+    exp = load_experiment(args.config)
+    num_samples = args.num_samples or int(exp.tune.get("num_samples", 1))
+    if num_samples < 1:
+        raise UsageError(f"--num-samples must be >= 1, got {num_samples}.")
+    config = runner.quiet_config(exp.build_config())
+    metric = exp.tune.get("metric", DEFAULT_METRIC)
+    where = runner.init_ray(args.address)
+    print(f"rllib-ext: tuning {exp.algorithm} on {exp.env} ({num_samples} sample(s)) on {where}")
+    exp_dir, outcomes = runner.run(
+        exp,
+        param_space=exp.param_space(config),
+        stop=_stop(exp, args),
+        storage=args.storage,
+        num_samples=num_samples,
+        metric=metric,
+        mode=exp.tune.get("mode", "max"),
+    )
+    from rllib_ext.cli.progress import lookup
+
+    print(f"\n{'trial':<40} {metric.split('/')[-1]:>14}  status")
+    for o in outcomes:
+        value = lookup(o.metrics, metric)
+        shown = f"{value:14.2f}" if isinstance(value, (int, float)) else f"{'n/a':>14}"
+        print(f"{o.trial_id[:40]:<40} {shown}  {o.error or 'ok'}")
+    print(f"\nresults:     {exp_dir}\ntensorboard: tensorboard --logdir {exp_dir}")
+    return EXIT_FAILED if any(o.error for o in outcomes) else EXIT_OK
+
+
+def _cmd_evaluate(args) -> int:
+    from rllib_ext.cli import runner
+    from rllib_ext.evaluation import evaluate_checkpoint
+
+    path = Path(args.checkpoint)
+    if not (path / "rllib_checkpoint.json").is_file():
+        raise UsageError(
+            f"{path} is not an RLlib algorithm checkpoint (no rllib_checkpoint.json); use the "
+            "'checkpoint:' path printed by `rllib-ext train`."
+        )
+    if args.episodes < 1:
+        raise UsageError(f"--episodes must be >= 1, got {args.episodes}.")
+    runner.init_ray(args.address)
+    returns, lengths = evaluate_checkpoint(path, num_episodes=args.episodes)
+    for i, (ret, length) in enumerate(zip(returns, lengths, strict=True)):
+        print(f"episode {i:>3}: return {ret:10.3f}  length {length}")
+    import numpy as np
+
+    print(f"mean return {np.mean(returns):.3f} ± {np.std(returns):.3f} over {len(returns)} "
+          f"greedy episodes (mean length {np.mean(lengths):.1f})")
+    return EXIT_OK
+
+
+def _cmd_plot(args) -> int:
+    from rllib_ext.cli.config_file import DEFAULT_METRIC
+    from rllib_ext.cli.plot import plot_run
+
+    if not Path(args.run_dir).is_dir():
+        raise UsageError(f"{args.run_dir} is not a directory.")
+    try:
+        paths = plot_run(args.run_dir, args.out, metric=args.metric or DEFAULT_METRIC)
+    except FileNotFoundError as e:
+        raise UsageError(str(e)) from None
+    for p in paths:
+        print(p)
+    return EXIT_OK
+
+
+def _cmd_list(args) -> int:
+    from rllib_ext.cli.config_file import ConfigError, list_config_files, load_experiment
+    from rllib_ext.registry import ALGORITHMS, ENVIRONMENTS, load
+
+    print("algorithms (Tune name: class):")
+    for name, path in ALGORITHMS.items():
+        cls = load(path)
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        print(f"  {name:<10} {cls.__module__}.{cls.__name__}  {doc}")
+    print("environments:")
+    for env_id, (entry, _) in ENVIRONMENTS.items():
+        print(f"  {env_id:<28} {entry}")
+    if not ENVIRONMENTS:
+        print("  (none yet)")
+    print("configs (pass criterion):")
+    for path in list_config_files():
+        try:
+            exp = load_experiment(path)
+        except ConfigError as e:
+            print(f"  {path}: INVALID: {e}")
+            continue
+        c = exp.criterion
+        crit = (f"{c.metric.split('/')[-1]} >= {c.threshold:g} within {c.within_env_steps:,} "
+                f"env steps, {c.required}/{len(c.seeds)} seeds") if c else "-"
+        print(f"  {path}  [{exp.algorithm} on {exp.env}]  {crit}")
+    return EXIT_OK
+
+
+def _cmd_check(args) -> int:
+    from rllib_ext.cli import runner
+    from rllib_ext.cli.config_file import list_config_files, load_experiment
+    from rllib_ext.learning_check import check_experiment, format_table
+
+    paths = [p for root in (args.configs or [None]) for p in list_config_files(root)]
+    experiments = [load_experiment(p) for p in paths]
+    experiments = [e for e in experiments if e.criterion is not None]
+    if not experiments:
+        raise UsageError("no config with a 'pass' criterion found.")
+    where = runner.init_ray(args.address)
+    print(f"rllib-ext: checking {len(experiments)} config(s) on {where}", flush=True)
+    rows = []
+    for exp in experiments:
+        rows.extend(check_experiment(exp, storage=args.storage))
+        print(format_table(rows), flush=True)
+    ok = all(r.config_passed for r in rows)
+    print(f"\n{'ALL PASSED' if ok else 'SOME FAILED'}")
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+COMMANDS = {
+    "train": _cmd_train,
+    "tune": _cmd_tune,
+    "evaluate": _cmd_evaluate,
+    "plot": _cmd_plot,
+    "list": _cmd_list,
+    "check": _cmd_check,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""``rllib-ext plot RUN_DIR``: learning curves from Tune's progress.csv files as PNGs."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from rllib_ext.cli.config_file import DEFAULT_METRIC, ENV_STEPS_KEY
+
+#: Learner metrics drawn in ``learner_metrics.png`` when present (any module).
+LEARNER_METRIC_SUFFIXES = ("loss", "entropy", "gradient_norm", "mean_advantage")
+
+
+def find_progress_files(run_dir: str | Path) -> list[Path]:
+    """Every trial's progress.csv under an experiment dir (or the one in a trial dir)."""
+    return sorted(Path(run_dir).rglob("progress.csv"))
+
+
+def read_progress(path: Path) -> dict[str, list[float]]:
+    """Numeric columns of a progress.csv (non-numeric cells become NaN)."""
+    columns: dict[str, list[float]] = {}
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            for key, value in row.items():
+                try:
+                    number = float(value)
+                except (TypeError, ValueError):
+                    number = math.nan
+                columns.setdefault(key, []).append(number)
+    return columns
+
+
+def _label(path: Path, run_dir: Path) -> str:
+    rel = path.parent.relative_to(run_dir) if path.parent != run_dir else Path(path.parent.name)
+    return str(rel)[:40]
+
+
+def plot_run(run_dir: str | Path, out_dir: str | Path | None = None,
+             metric: str = DEFAULT_METRIC) -> list[Path]:
+    """Writes ``returns.png`` (metric vs env steps, one line per trial) and, if the learners
+    reported any, ``learner_metrics.png`` (losses, entropy, gradient norm). Returns the paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run_dir = Path(run_dir)
+    files = find_progress_files(run_dir)
+    if not files:
+        raise FileNotFoundError(
+            f"no progress.csv under {run_dir}; pass an experiment or trial directory "
+            "written by `rllib-ext train` or `rllib-ext tune` (e.g. tune_runs/<experiment>)."
+        )
+    out_dir = Path(out_dir) if out_dir else run_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = [(_label(f, run_dir), read_progress(f)) for f in files]
+    written = []
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, cols in runs:
+        if ENV_STEPS_KEY in cols and metric in cols:
+            ax.plot(cols[ENV_STEPS_KEY], cols[metric], label=label)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel(metric.split("/")[-1])
+    ax.set_title(f"{run_dir.name}: {metric}")
+    ax.grid(alpha=0.3)
+    if len(runs) > 1:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out_dir / "returns.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    written.append(path)
+
+    learner_keys = sorted(
+        {
+            k
+            for _, cols in runs
+            for k in cols
+            if k.startswith("learners/")
+            and not k.startswith("learners/__all_modules__")
+            and k.endswith(LEARNER_METRIC_SUFFIXES)
+        }
+    )
+    if learner_keys:
+        ncols = 2
+        nrows = math.ceil(len(learner_keys) / ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(10, 3 * nrows), squeeze=False)
+        for ax, key in zip(axes.flat, learner_keys):
+            for label, cols in runs:
+                if key in cols and ENV_STEPS_KEY in cols:
+                    ax.plot(cols[ENV_STEPS_KEY], cols[key], label=label)
+            ax.set_title(key.removeprefix("learners/"), fontsize=9)
+            ax.set_xlabel("env steps", fontsize=8)
+            ax.grid(alpha=0.3)
+        for ax in list(axes.flat)[len(learner_keys):]:
+            ax.set_visible(False)
+        fig.tight_layout()
+        path = out_dir / "learner_metrics.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written

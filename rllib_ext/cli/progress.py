@@ -1,0 +1,93 @@
+"""One clean progress line per training iteration (a Tune callback)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from ray.tune import Callback
+
+from rllib_ext.cli.config_file import ENV_STEPS_KEY
+
+
+def lookup(result: dict, key: str, default=None):
+    """``result["a"]["b"]`` for ``key="a/b"`` (Tune results are nested dicts)."""
+    node = result
+    for part in key.split("/"):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+def eta_seconds(result: dict, stop: dict) -> float | None:
+    """Time left until the first ``stop`` target is reached, extrapolating the average pace."""
+    elapsed = result.get("time_total_s") or 0.0
+    best = None
+    for key, target in stop.items():
+        current = lookup(result, key)
+        if not isinstance(current, (int, float)) or current <= 0 or elapsed <= 0:
+            continue
+        remaining = elapsed * max(0.0, target / current - 1.0)
+        best = remaining if best is None else min(best, remaining)
+    return best
+
+
+def format_line(result: dict, stop: dict, metric: str, prefix: str = "") -> str:
+    steps = lookup(result, ENV_STEPS_KEY, 0) or 0
+    target = stop.get(ENV_STEPS_KEY)
+    value = lookup(result, metric)
+    dt = result.get("time_this_iter_s") or 0.0
+    steps_this_iter = lookup(result, "env_runners/num_env_steps_sampled", 0) or 0
+    parts = [
+        f"iter {result.get('training_iteration', 0):>4}",
+        f"env steps {int(steps):,}" + (f"/{int(target):,}" if target else ""),
+        f"{metric.split('/')[-1]} "
+        + (f"{value:8.2f}" if isinstance(value, (int, float)) else "     n/a"),
+        f"{steps_this_iter / dt:,.0f} steps/s" if dt > 0 else "",
+    ]
+    eta = eta_seconds(result, stop)
+    if eta is not None:
+        parts.append(f"ETA {format_duration(eta)}")
+    return prefix + " | ".join(p for p in parts if p)
+
+
+class ProgressPrinter(Callback):
+    """Prints ``iter | env steps | return | steps/s | ETA`` once per iteration of each trial."""
+
+    def __init__(self, stop: dict, metric: str, stream=None):
+        self.stop = stop
+        self.metric = metric
+        self.stream = stream or sys.stdout
+        self._multi = False
+        self._t0 = time.time()
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def _prefix(self, trial) -> str:
+        return f"[{trial.trial_id}] " if self._multi else ""
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._multi = self._multi or len(trials) > 1
+        self._print(f"{self._prefix(trial)}trial {trial.trial_id} started")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self._multi = self._multi or len(trials) > 1
+        self._print(format_line(result, self.stop, self.metric, self._prefix(trial)))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._print(
+            f"{self._prefix(trial)}trial {trial.trial_id} finished after "
+            f"{format_duration(time.time() - self._t0)}"
+        )
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._print(f"{self._prefix(trial)}trial {trial.trial_id} FAILED (error below)")

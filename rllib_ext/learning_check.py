@@ -1,0 +1,101 @@
+"""The slow test tier: run each config's pass criterion over its seeds (``make learning``)."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from rllib_ext.cli.config_file import ENV_STEPS_KEY, Experiment
+
+
+@dataclass
+class CheckRow:
+    config: str
+    seed: int
+    metric: str
+    threshold: float
+    within_env_steps: int
+    reached_at: int | None  # first env-step count at which metric >= threshold
+    best: float
+    final: float
+    env_steps: int
+    error: str | None
+    config_passed: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and self.reached_at is not None
+
+
+def first_crossing(steps, values, threshold: float, within: int) -> int | None:
+    """The first env-step count <= ``within`` at which ``values`` reaches ``threshold``."""
+    for s, v in zip(steps, values, strict=True):
+        if s <= within and not math.isnan(v) and v >= threshold:
+            return int(s)
+    return None
+
+
+def check_experiment(exp: Experiment, *, storage: str | None = None) -> list[CheckRow]:
+    """Runs one trial per seed until the threshold or the step budget; one row per seed."""
+    from ray import tune
+
+    from rllib_ext.cli import runner
+    from rllib_ext.cli.progress import lookup
+
+    crit = exp.criterion
+    space = runner.quiet_config(exp.build_config()).to_dict()
+    space["seed"] = tune.grid_search(list(crit.seeds))
+
+    def stop(_trial_id, result) -> bool:
+        value = lookup(result, crit.metric)
+        reached = isinstance(value, (int, float)) and value >= crit.threshold
+        return reached or lookup(result, ENV_STEPS_KEY, 0) >= crit.within_env_steps
+
+    _, outcomes = runner.run(
+        exp,
+        param_space=space,
+        stop=stop,
+        progress_stop={ENV_STEPS_KEY: crit.within_env_steps},
+        storage=storage,
+        name=f"check_{exp.name}_{time.strftime('%Y%m%d-%H%M%S')}",
+        metric=crit.metric,
+    )
+    rows = []
+    for o in outcomes:
+        df = o.dataframe
+        has = df is not None and crit.metric in df and ENV_STEPS_KEY in df
+        steps = df[ENV_STEPS_KEY].tolist() if has else []
+        values = df[crit.metric].astype(float).tolist() if has else []
+        rows.append(
+            CheckRow(
+                config=str(exp.path),
+                seed=int(o.metrics.get("config", {}).get("seed", -1)),
+                metric=crit.metric,
+                threshold=crit.threshold,
+                within_env_steps=crit.within_env_steps,
+                reached_at=first_crossing(steps, values, crit.threshold, crit.within_env_steps),
+                best=max((v for v in values if not math.isnan(v)), default=math.nan),
+                final=values[-1] if values else math.nan,
+                env_steps=int(steps[-1]) if steps else 0,
+                error=o.error,
+            )
+        )
+    passed = sum(r.passed for r in rows) >= crit.required
+    for r in rows:
+        r.config_passed = passed
+    return sorted(rows, key=lambda r: r.seed)
+
+
+def format_table(rows: list[CheckRow]) -> str:
+    header = (f"{'config':<32} {'seed':>4} {'threshold':>9} {'reached at':>11} {'best':>8} "
+              f"{'final':>8} {'env steps':>10}  result")
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        reached = f"{r.reached_at:,}" if r.reached_at is not None else "-"
+        result = "error: " + r.error if r.error else ("pass" if r.passed else "FAIL")
+        lines.append(
+            f"{r.config[-32:]:<32} {r.seed:>4} {r.threshold:>9g} {reached:>11} {r.best:>8.1f} "
+            f"{r.final:>8.1f} {r.env_steps:>10,}  {result}"
+        )
+    return "\n".join(lines)

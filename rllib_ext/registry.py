@@ -1,0 +1,65 @@
+"""The one place that names what rllib_ext registers: Tune trainables and environments.
+
+``register()`` is idempotent. Call it again after ``ray.init()`` on a fresh cluster: Tune's and
+RLlib's registries live in the cluster's GCS and start empty there.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: Tune name -> "module:Algorithm class".
+ALGORITHMS: dict[str, str] = {
+    "PG": "rllib_ext.algorithms.pg.pg:PG",
+}
+
+#: Environment id -> (entry point "module:Class", gymnasium.register kwargs). Each id is
+#: registered with gymnasium (``gym.make(id)``) and with RLlib/Tune (``config.environment(id)``).
+ENVIRONMENTS: dict[str, tuple[str, dict[str, Any]]] = {}
+
+
+def load(path: str):
+    """Imports ``"package.module:attr"``."""
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def get_algorithm_class(name: str):
+    """An rllib_ext algorithm by Tune name, else one of RLlib's built-ins; KeyError if neither."""
+    if name in ALGORITHMS:
+        return load(ALGORITHMS[name])
+    from ray.rllib.algorithms.registry import ALGORITHMS as RLLIB_ALGORITHMS
+
+    if name in RLLIB_ALGORITHMS:
+        return RLLIB_ALGORITHMS[name]()[0]
+    raise KeyError(name)
+
+
+def algorithm_names() -> list[str]:
+    """Every algorithm name the CLI accepts: rllib_ext's first, then RLlib's built-ins."""
+    from ray.rllib.algorithms.registry import ALGORITHMS as RLLIB_ALGORITHMS
+
+    return list(ALGORITHMS) + sorted(set(RLLIB_ALGORITHMS) - set(ALGORITHMS))
+
+
+def _env_creator(env_id: str):
+    def create(env_config):
+        import gymnasium as gym
+
+        return gym.make(env_id, **dict(env_config or {}))
+
+    return create
+
+
+def register() -> None:
+    """Registers every algorithm with Tune and every environment with gymnasium and RLlib."""
+    import gymnasium as gym
+    from ray.tune.registry import register_env, register_trainable
+
+    for name, path in ALGORITHMS.items():
+        register_trainable(name, load(path))
+    for env_id, (entry_point, kwargs) in ENVIRONMENTS.items():
+        if env_id not in gym.envs.registry:
+            gym.register(id=env_id, entry_point=entry_point, **kwargs)
+        register_env(env_id, _env_creator(env_id))
