@@ -246,7 +246,11 @@ def _check_env(where: str, env_id: str) -> None:
     import gymnasium as gym
     from ray.tune.registry import ENV_CREATOR, _global_registry
 
-    if "." in env_id or env_id in gym.envs.registry or _global_registry.contains(ENV_CREATOR, env_id):
+    if (
+        "." in env_id
+        or env_id in gym.envs.registry
+        or _global_registry.contains(ENV_CREATOR, env_id)
+    ):
         return
     try:  # gym.make's own resolution: namespaces, versions, plugins.
         gym.spec(env_id)

@@ -87,7 +87,7 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None,
         ncols = 2
         nrows = math.ceil(len(learner_keys) / ncols)
         fig, axes = plt.subplots(nrows, ncols, figsize=(10, 3 * nrows), squeeze=False)
-        for ax, key in zip(axes.flat, learner_keys):
+        for ax, key in zip(axes.flat, learner_keys, strict=False):
             for label, cols in runs:
                 if key in cols and ENV_STEPS_KEY in cols:
                     ax.plot(cols[ENV_STEPS_KEY], cols[key], label=label)

@@ -73,7 +73,10 @@ class ProgressPrinter(Callback):
         print(text, file=self.stream, flush=True)
 
     def _prefix(self, trial) -> str:
-        return f"[{trial.trial_id}] " if self._multi else ""
+        if not self._multi:
+            return ""
+        seed = (trial.config or {}).get("seed")
+        return f"[{trial.trial_id}{'' if seed is None else f' seed={seed}'}] "
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self._multi = self._multi or len(trials) > 1

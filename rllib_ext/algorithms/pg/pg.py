@@ -169,6 +169,18 @@ class PGConfig(AlgorithmConfig):
                 "PG's default module is feed-forward; remove use_lstm/use_attention from "
                 "model_config."
             )
+        if self.env is not None:
+            self._validate_action_space(probe_env_spaces(self)[1])
+
+    def _validate_action_space(self, action_space: gym.Space) -> None:
+        supported = isinstance(action_space, gym.spaces.Discrete) or (
+            isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1
+        )
+        if not supported:
+            self._value_error(
+                f"PG supports Discrete and 1-D Box action spaces, got {action_space}. Wrap the "
+                "env (e.g. flatten a multi-dimensional Box) or use another algorithm."
+            )
 
 
 class PG(Algorithm):
@@ -178,18 +190,6 @@ class PG(Algorithm):
     @override(Algorithm)
     def get_default_config(cls) -> PGConfig:
         return PGConfig()
-
-    @override(Algorithm)
-    def setup(self, config: PGConfig) -> None:
-        _, action_space = probe_env_spaces(config)
-        if not isinstance(action_space, (gym.spaces.Discrete, gym.spaces.Box)) or (
-            isinstance(action_space, gym.spaces.Box) and len(action_space.shape) != 1
-        ):
-            raise ValueError(
-                f"PG supports Discrete and 1-D Box action spaces, got {action_space}. Wrap the "
-                "env (e.g. flatten a multi-dimensional Box) or use another algorithm."
-            )
-        super().setup(config)
 
     @override(Algorithm)
     def training_step(self) -> None:

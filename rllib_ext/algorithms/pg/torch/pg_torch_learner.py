@@ -58,7 +58,8 @@ class PGTorchLearner(PGLearner, TorchLearner):
         grads = [g for g in module_gradients_dict.values() if g is not None]
         if grads:
             # Global L2 norm of the raw gradient, before any grad_clip RLlib applies below.
-            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+            per_tensor = torch.stack([torch.linalg.vector_norm(g) for g in grads])
+            norm = torch.linalg.vector_norm(per_tensor)
             self.metrics.log_value((module_id, GRADIENT_NORM_KEY), norm, window=1)
         return super().postprocess_gradients_for_module(
             module_id=module_id, config=config, module_gradients_dict=module_gradients_dict

@@ -1,0 +1,106 @@
+"""Reward-to-go, baselines and advantage normalisation, against hand-computed numbers."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from ray.rllib.env.single_agent_episode import SingleAgentEpisode
+
+from rllib_ext.algorithms.pg.advantages import (
+    add_advantages_to_episodes,
+    compute_advantages,
+    compute_baselines,
+    discounted_reward_to_go,
+)
+from rllib_ext.algorithms.pg.pg_learner import ADVANTAGES, BASELINE, RETURNS_TO_GO
+
+
+def test_reward_to_go_by_hand():
+    # RLlib's historical PG test: rewards [1, 1, 1], gamma 0.99.
+    # G_2 = 1; G_1 = 1 + .99 * 1 = 1.99; G_0 = 1 + .99 * 1.99 = 2.9701.
+    np.testing.assert_allclose(discounted_reward_to_go([1, 1, 1], 0.99), [2.9701, 1.99, 1.0])
+
+
+def test_reward_to_go_undiscounted_and_uneven_rewards():
+    # gamma = 1: reverse cumulative sum. [1, 0, 2] -> [3, 2, 2].
+    np.testing.assert_allclose(discounted_reward_to_go([1, 0, 2], 1.0), [3, 2, 2])
+    # gamma = .5: G_2 = 4, G_1 = 0 + 2 = 2, G_0 = 2 + 1 = 3.
+    np.testing.assert_allclose(discounted_reward_to_go([2, 0, 4], 0.5), [3, 2, 4])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_reward_to_go_satisfies_bellman_recursion(seed):
+    rng = np.random.default_rng(seed)
+    r = rng.normal(size=rng.integers(1, 50))
+    gamma = rng.uniform(0.5, 1.0)
+    g = discounted_reward_to_go(r, gamma)
+    np.testing.assert_allclose(g[:-1], r[:-1] + gamma * g[1:])
+    assert g[-1] == pytest.approx(r[-1])
+
+
+def test_two_episodes_never_mix():
+    # Episode A [1, 1, 1], episode B [1, 1]: each sums only its own rewards.
+    _, rtg, _ = compute_advantages([[1, 1, 1], [1, 1]], gamma=0.99, baseline="none",
+                                   normalize=False)
+    np.testing.assert_allclose(rtg[0], [2.9701, 1.99, 1.0])
+    np.testing.assert_allclose(rtg[1], [1.99, 1.0])
+
+
+def test_mean_baseline_by_hand():
+    # All steps of both episodes: (2.9701 + 1.99 + 1 + 1.99 + 1) / 5 = 8.9501 / 5 = 1.79002.
+    adv, rtg, base = compute_advantages([[1, 1, 1], [1, 1]], gamma=0.99, baseline="mean",
+                                        normalize=False)
+    np.testing.assert_allclose(base[0], [1.79002] * 3)
+    np.testing.assert_allclose(base[1], [1.79002] * 2)
+    np.testing.assert_allclose(adv[0], [2.9701 - 1.79002, 1.99 - 1.79002, 1 - 1.79002])
+
+
+def test_time_mean_baseline_by_hand():
+    # t=0: (2.9701 + 1.99) / 2 = 2.48005; t=1: (1.99 + 1) / 2 = 1.495; t=2: only A -> 1.0.
+    base = compute_baselines([np.array([2.9701, 1.99, 1.0]), np.array([1.99, 1.0])], "time_mean")
+    np.testing.assert_allclose(base[0], [2.48005, 1.495, 1.0])
+    np.testing.assert_allclose(base[1], [2.48005, 1.495])
+
+
+def test_normalised_advantages_have_zero_mean_unit_std():
+    adv, _, _ = compute_advantages([[1, 2, 3], [0, 5]], gamma=0.9, baseline="mean",
+                                   normalize=True)
+    flat = np.concatenate(adv)
+    assert flat.mean() == pytest.approx(0.0, abs=1e-7)
+    assert flat.std() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_unknown_baseline_names_the_choices():
+    with pytest.raises(ValueError, match="time_mean"):
+        compute_baselines([np.ones(2)], "median")
+
+
+def _episode(rewards, *, terminated=False, truncated=False, lookback=0):
+    """A finished CartPole-shaped episode with ``lookback`` steps of history before t=0."""
+    n = lookback + len(rewards)
+    ep = SingleAgentEpisode(
+        observations=[np.zeros(4, np.float32)] * (n + 1),
+        actions=[0] * n,
+        rewards=[0.0] * lookback + list(rewards),
+        terminated=terminated,
+        truncated=truncated,
+        len_lookback_buffer=lookback,
+        observation_space=gym.spaces.Box(-1, 1, (4,)),
+        action_space=gym.spaces.Discrete(2),
+    )
+    return ep.to_numpy()
+
+
+def test_episode_columns_truncated_and_with_lookback():
+    # A terminated and a truncated (time-limit) episode; the truncated one carries two lookback
+    # steps whose rewards must not count. Truncation: no bootstrap, the sum stops at the cut.
+    done = _episode([1, 1, 1], terminated=True)
+    cut = _episode([1, 1], truncated=True, lookback=2)
+    add_advantages_to_episodes([done, cut], gamma=0.99, baseline="none", normalize=False)
+    np.testing.assert_allclose(done.get_extra_model_outputs(RETURNS_TO_GO), [2.9701, 1.99, 1.0])
+    np.testing.assert_allclose(cut.get_extra_model_outputs(RETURNS_TO_GO), [1.99, 1.0])
+    np.testing.assert_allclose(cut.get_extra_model_outputs(ADVANTAGES), [1.99, 1.0])
+    np.testing.assert_allclose(cut.get_extra_model_outputs(BASELINE), [0.0, 0.0])
+    # Slicing the episode (what LearnerGroup sharding does) keeps the columns aligned.
+    np.testing.assert_allclose(done[1:].get_extra_model_outputs(RETURNS_TO_GO), [1.99, 1.0])

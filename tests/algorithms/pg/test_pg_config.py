@@ -1,0 +1,71 @@
+"""PGConfig defaults and validate() errors: each names the bad value and the fix."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from rllib_ext import PG, PGConfig
+from rllib_ext.algorithms.pg.torch.default_pg_torch_rl_module import DefaultPGTorchRLModule
+from rllib_ext.algorithms.pg.torch.pg_torch_learner import PGTorchLearner
+
+
+class TupleActionEnv(gym.Env):
+    """Valid env whose action space PG cannot handle."""
+
+    observation_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+    action_space = gym.spaces.Tuple((gym.spaces.Discrete(2), gym.spaces.Box(-1, 1, (1,))))
+
+    def __init__(self, config=None):
+        pass
+
+    def reset(self, *, seed=None, options=None):
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(2, np.float32), 0.0, True, False, {}
+
+
+def test_defaults_and_components():
+    config = PGConfig()
+    assert config.algo_class is PG
+    assert config.batch_mode == "complete_episodes"
+    assert config.baseline == "mean" and config.normalize_advantages is True
+    assert config.get_default_learner_class() is PGTorchLearner
+    assert config.get_default_rl_module_spec().module_class is DefaultPGTorchRLModule
+    assert config.model_config["free_log_std"] is True
+
+
+def test_training_sets_pg_and_base_knobs():
+    config = PGConfig().training(baseline="time_mean", normalize_advantages=False, lr=0.01)
+    assert (config.baseline, config.normalize_advantages, config.lr) == ("time_mean", False, 0.01)
+
+
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda c: c.training(baseline="median"), r"baseline='median'.*'none', 'mean'"),
+        (lambda c: c.training(normalize_advantages="yes"), "True or False"),
+        (lambda c: c.training(gamma=1.5), r"gamma=1.5 .*training\(gamma=0.99\)"),
+        (lambda c: c.training(lr=0.0), r"lr=0.0 must be > 0"),
+        (lambda c: c.training(train_batch_size_per_learner=0), "must be >= 1"),
+        (lambda c: c.training(num_epochs=4), "num_epochs=4.*importance weights"),
+        (
+            lambda c: c.env_runners(batch_mode="truncate_episodes"),
+            r"batch_mode='truncate_episodes'.*batch_mode='complete_episodes'",
+        ),
+        (lambda c: c.rl_module(model_config={"use_lstm": True}), "use_lstm"),
+        (lambda c: c.environment(TupleActionEnv), r"Discrete and 1-D Box.*got Tuple"),
+    ],
+)
+def test_validate_rejects_with_fix(mutate, match):
+    config = PGConfig().environment("CartPole-v1")
+    mutate(config)
+    with pytest.raises(ValueError, match=match):
+        config.validate()
+
+
+def test_valid_configs_pass():
+    PGConfig().environment("CartPole-v1").validate()
+    PGConfig().environment("Pendulum-v1").training(baseline="none").validate()

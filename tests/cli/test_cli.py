@@ -1,0 +1,126 @@
+"""The rllib-ext CLI: config errors (exit 2, one message), list, and a real train -> plot ->
+evaluate round trip on the test session's Ray cluster (attached with --address)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from rllib_ext.cli.config_file import load_experiment
+from rllib_ext.cli.main import main
+
+GOOD = textwrap.dedent(
+    """
+    algorithm: PG
+    env: CartPole-v1
+    config:
+      training: {lr: 0.01, train_batch_size_per_learner: 200}
+      env_runners: {num_env_runners: 0, num_envs_per_env_runner: 4}
+      rl_module: {model_config: {fcnet_hiddens: [8]}}
+    stop: {num_env_steps_sampled_lifetime: 400}
+    pass: {threshold: 50, within_env_steps: 10000}
+    """
+)
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ("stop:", "stopp: {}\nstop:", "unknown top-level key 'stopp'. Did you mean 'stop'?"),
+        ("algorithm: PG", "algorithm: PGG", "unknown algorithm 'PGG'. Did you mean 'PG'?"),
+        ("env: CartPole-v1", "env: CartPol-v1", "unknown env 'CartPol-v1'. Did you mean"),
+        ("lr: 0.01", "lrr: 0.01", "unknown key 'lrr' in config.training. Did you mean 'lr'?"),
+        ("lr: 0.01", "lr: fast", "config.training.lr must be a number"),
+        ("lr: 0.01", "baseline: median", "Unknown baseline='median'"),
+        ("env_runners:", "envrunners:", "unknown config section 'envrunners'"),
+        ("num_envs_per_env_runner: 4", "num_envs_per_env_runner: [4]", "must be a number"),
+        ("threshold: 50", "threshold: high", "pass.threshold is required and must be a number"),
+    ],
+)
+def test_bad_config_exits_2_with_message(tmp_path, capsys, old, new, message):
+    path = _write(tmp_path, GOOD.replace(old, new))
+    assert main(["train", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_missing_config_file_exits_2(capsys):
+    assert main(["train", "configs/nope.yaml"]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_good_config_parses(tmp_path):
+    exp = load_experiment(_write(tmp_path, GOOD))
+    config = exp.build_config(seed=3)
+    assert (config.lr, config.seed, config.env) == (0.01, 3, "CartPole-v1")
+    assert exp.criterion.threshold == 50 and exp.criterion.required == 3
+
+
+def test_repository_configs_are_valid():
+    from rllib_ext.cli.config_file import list_config_files
+
+    paths = list_config_files(Path(__file__).resolve().parents[2] / "configs")
+    assert paths, "no configs found"
+    for path in paths:
+        exp = load_experiment(path)
+        assert exp.criterion is not None, f"{path} has no pass criterion"
+        exp.build_config()
+
+
+def test_list_shows_algorithms_and_configs(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "PG" in out and "configs/pg/cartpole.yaml" in out and "150" in out
+
+
+def test_train_plot_evaluate_on_an_existing_cluster(ray_session, tmp_path, capsys):
+    config = _write(tmp_path, GOOD)
+    storage = tmp_path / "runs"
+    address = ray_session.get_runtime_context().gcs_address
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    proc = subprocess.run(
+        [sys.executable, "-m", "rllib_ext.cli.main", "train", str(config),
+         "--address", address, "--storage", str(storage), "--seed", "0"],
+        capture_output=True, text=True, timeout=600, env=env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert f"the Ray cluster at {address}" in out
+    assert "iter    1 | env steps" in out and "ETA" in out
+    # RLlib's known-harmless warnings are silenced.
+    assert "new API stack" not in out + proc.stderr
+
+    (exp_dir,) = storage.iterdir()
+    assert list(exp_dir.rglob("events.out.tfevents.*")), "no TensorBoard events written"
+    checkpoints = list(exp_dir.rglob("rllib_checkpoint.json"))
+    assert len(checkpoints) == 1
+    assert str(checkpoints[0].parent) in out
+
+    assert main(["plot", str(exp_dir)]) == 0
+    png = exp_dir / "returns.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert (exp_dir / "learner_metrics.png").stat().st_size > 5000
+
+    capsys.readouterr()
+    assert main(["evaluate", str(checkpoints[0].parent), "--episodes", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("episode   0: return") and "over 2 greedy episodes" in lines[-1]
+
+
+def test_plot_and_evaluate_reject_bad_paths(tmp_path, capsys):
+    assert main(["plot", str(tmp_path)]) == 2
+    assert "no progress.csv" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "not an RLlib algorithm checkpoint" in capsys.readouterr().err

@@ -1,0 +1,23 @@
+"""Shared fixtures: one Ray session for the whole test run (start-up costs ~8 s and ~0.8 GB)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# A private test cluster needs no auth token (Ray would otherwise write ~/.ray/auth_token).
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    import ray
+
+    import rllib_ext
+
+    ray.init(num_cpus=2, include_dashboard=False)
+    # The cluster's registry starts empty: register trainables and envs in it.
+    rllib_ext.register()
+    yield ray
+    ray.shutdown()
