@@ -5,8 +5,6 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TORCH  := torch==2.13.0
-# Ray's harmless start-up chatter; see rllib_ext/cli/quiet.py for what else is silenced.
-export RAY_AUTH_MODE ?= disabled
 
 .PHONY: install train test learning bench lint clean
 

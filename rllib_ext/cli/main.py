@@ -112,10 +112,10 @@ def _cmd_train(args) -> int:
         return EXIT_FAILED
     m = outcome.metrics
     value = lookup(m, "env_runners/episode_return_mean")
+    shown = f"{value:.2f}" if isinstance(value, (int, float)) else "n/a"
     print(
         f"\ndone: {int(lookup(m, ENV_STEPS_KEY, 0)):,} env steps in "
-        f"{format_duration(m.get('time_total_s', 0))}, "
-        f"episode_return_mean {value:.2f}" if isinstance(value, (int, float)) else "done"
+        f"{format_duration(m.get('time_total_s', 0))}, episode_return_mean {shown}"
     )
     print(f"results:     {outcome.path}")
     print(f"checkpoint:  {outcome.checkpoint}")
