@@ -1,17 +1,55 @@
-"""Greedy evaluation of a saved algorithm, outside of training."""
+"""Greedy evaluation of a saved algorithm, outside of training, optionally recorded as a GIF."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import gymnasium as gym
 
-def evaluate_checkpoint(path: str | Path, *, num_episodes: int = 10, explore: bool = False):
+
+class GifRecorder(gym.Wrapper):
+    """Collects RGB frames of the first episode and writes them as a GIF when it ends.
+
+    Uses the env's ``render_frames()`` (every simulated frame of a macro-step, as the Platform
+    and Goal envs provide) when available, else one ``render()`` per step.
+    """
+
+    def __init__(self, env: gym.Env, path: str | Path):
+        super().__init__(env)
+        self.path = Path(path)
+        self.frames: list = []
+        self.done = False
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        if not self.done:
+            self.frames = [self.env.render()]
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if not self.done:
+            render_frames = getattr(self.env.unwrapped, "render_frames", None)
+            # render_frames()[0] repeats the last frame of the previous step.
+            self.frames.extend(render_frames()[1:] if render_frames else [self.env.render()])
+            if terminated or truncated:
+                from rllib_ext.envs.rendering import save_gif
+
+                fps = self.env.metadata.get("render_fps") or 30
+                save_gif(self.frames, self.path, fps=fps)
+                self.done, self.frames = True, []
+        return obs, reward, terminated, truncated, info
+
+
+def evaluate_checkpoint(path: str | Path, *, num_episodes: int = 10, explore: bool = False,
+                        gif: str | Path | None = None):
     """Restores the algorithm at ``path`` and runs ``num_episodes`` complete episodes.
 
     The episodes run on a fresh local env runner built from the checkpoint's own config and
     loaded with the checkpoint's env-runner state (module weights *and* connector state, e.g.
     observation filters), so it works whatever number of env runners trained the checkpoint.
-    Returns (returns, lengths). Needs a running Ray (``ray.init()``).
+    With ``gif``, the first episode is drawn (``render_mode="rgb_array"`` is passed through the
+    env config) and saved there. Returns (returns, lengths). Needs a running Ray.
     """
     from ray.rllib.algorithms.algorithm import Algorithm
     from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
@@ -20,6 +58,9 @@ def evaluate_checkpoint(path: str | Path, *, num_episodes: int = 10, explore: bo
     try:
         config = algo.config.copy(copy_frozen=False)
         config.env_runners(num_env_runners=0, num_envs_per_env_runner=1)
+        if gif is not None:
+            config.environment(env=_recording_env(config, Path(gif).resolve()), env_config={
+                **config.env_config, "render_mode": "rgb_array"})
         env_runner = SingleAgentEnvRunner(config=config)
         env_runner.set_state(algo.env_runner.get_state())
     finally:
@@ -29,3 +70,14 @@ def evaluate_checkpoint(path: str | Path, *, num_episodes: int = 10, explore: bo
     finally:
         env_runner.stop()
     return [float(ep.get_return()) for ep in episodes], [len(ep) for ep in episodes]
+
+
+def _recording_env(config, gif: Path) -> str:
+    """Registers (in this process) the config's env wrapped in a GifRecorder; returns its name."""
+    from ray.rllib.algorithms.algorithm import Algorithm
+    from ray.tune.registry import register_env
+
+    _, creator = Algorithm._get_env_id_and_creator(config.env, config)
+    name = f"rllib_ext_gif_recorder/{config.env}"
+    register_env(name, lambda env_config: GifRecorder(creator(env_config), gif))
+    return name

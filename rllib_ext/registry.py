@@ -16,7 +16,14 @@ ALGORITHMS: dict[str, str] = {
 
 #: Environment id -> (entry point "module:Class", gymnasium.register kwargs). Each id is
 #: registered with gymnasium (``gym.make(id)``) and with RLlib/Tune (``config.environment(id)``).
-ENVIRONMENTS: dict[str, tuple[str, dict[str, Any]]] = {}
+#: RLlib's ``env_config`` may carry ``scale``, ``flat_actions`` and ``render_mode``
+#: (see ``rllib_ext.envs.wrappers.make``).
+ENVIRONMENTS: dict[str, tuple[str, dict[str, Any]]] = {
+    # One step = one macro-action; the original registration's 200-step limit.
+    "rllib_ext/Platform-v0": ("rllib_ext.envs.platform:PlatformEnv", {"max_episode_steps": 200}),
+    # No TimeLimit: the env ends episodes itself after 100 macro-steps, like the original.
+    "rllib_ext/Goal-v0": ("rllib_ext.envs.goal:GoalEnv", {}),
+}
 
 
 def load(path: str):
@@ -45,9 +52,9 @@ def algorithm_names() -> list[str]:
 
 def _env_creator(env_id: str):
     def create(env_config):
-        import gymnasium as gym
+        from rllib_ext.envs.wrappers import make_from_env_config
 
-        return gym.make(env_id, **dict(env_config or {}))
+        return make_from_env_config(env_id, env_config)
 
     return create
 

@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="Run greedy episodes from a checkpoint and print their returns.")
     e.add_argument("checkpoint", help="Checkpoint directory (printed by `train`).")
     e.add_argument("--episodes", type=int, default=10, metavar="N")
+    e.add_argument("--gif", metavar="PATH",
+                   help="Also save the first episode as an animated GIF (env must accept "
+                        "render_mode='rgb_array').")
 
     pl = sub.add_parser("plot", help="Write PNG learning curves for a run directory.")
     pl.add_argument("run_dir", help="tune_runs/<experiment> or one trial directory in it.")
@@ -181,13 +184,15 @@ def _cmd_evaluate(args) -> int:
     if args.episodes < 1:
         raise UsageError(f"--episodes must be >= 1, got {args.episodes}.")
     runner.init_ray(args.address)
-    returns, lengths = evaluate_checkpoint(path, num_episodes=args.episodes)
+    returns, lengths = evaluate_checkpoint(path, num_episodes=args.episodes, gif=args.gif)
     for i, (ret, length) in enumerate(zip(returns, lengths, strict=True)):
         print(f"episode {i:>3}: return {ret:10.3f}  length {length}")
     import numpy as np
 
     print(f"mean return {np.mean(returns):.3f} ± {np.std(returns):.3f} over {len(returns)} "
           f"greedy episodes (mean length {np.mean(lengths):.1f})")
+    if args.gif:
+        print(f"gif: {Path(args.gif).resolve()}")
     return EXIT_OK
 
 

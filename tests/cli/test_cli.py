@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pytest
 
 from rllib_ext.cli.config_file import load_experiment
@@ -124,3 +126,52 @@ def test_plot_and_evaluate_reject_bad_paths(tmp_path, capsys):
     assert "no progress.csv" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "not an RLlib algorithm checkpoint" in capsys.readouterr().err
+
+
+class RenderableBandit(gym.Env):
+    """One-step episodes with an 8x8 frame that shows the action taken."""
+
+    observation_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
+
+    def __init__(self, config=None):
+        self.render_mode = (config or {}).get("render_mode")
+        self.last = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.last = 0
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        self.last = int(action) + 1
+        return np.zeros(1, np.float32), float(action), True, False, {}
+
+    def render(self):
+        return np.full((8, 8, 3), 100 * self.last, np.uint8)
+
+
+def test_evaluate_writes_a_gif(ray_session, tmp_path, capsys):
+    from PIL import Image
+
+    from rllib_ext import PGConfig
+
+    config = (
+        PGConfig()
+        .environment(RenderableBandit)
+        .env_runners(num_env_runners=0)
+        .training(train_batch_size_per_learner=16)
+        .rl_module(model_config={"fcnet_hiddens": [4]})
+    )
+    algo = config.build_algo()
+    try:
+        algo.train()
+        checkpoint = algo.save_to_path(str(tmp_path / "ckpt"))
+    finally:
+        algo.stop()
+    gif = tmp_path / "episode.gif"
+    assert main(["evaluate", checkpoint, "--episodes", "2", "--gif", str(gif)]) == 0
+    assert f"gif: {gif}" in capsys.readouterr().out
+    with Image.open(gif) as image:
+        assert image.size == (8, 8) and image.n_frames == 2  # reset frame + one step
