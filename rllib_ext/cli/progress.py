@@ -62,15 +62,15 @@ def format_line(result: dict, stop: dict, metric: str, prefix: str = "") -> str:
 class ProgressPrinter(Callback):
     """Prints ``iter | env steps | return | steps/s | ETA`` once per iteration of each trial."""
 
-    def __init__(self, stop: dict, metric: str, stream=None):
+    def __init__(self, stop: dict, metric: str):
         self.stop = stop
         self.metric = metric
-        self.stream = stream or sys.stdout
         self._multi = False
         self._t0 = time.time()
 
     def _print(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        # sys.stdout is looked up at print time: Tune pickles its callbacks, streams can't be.
+        print(text, file=sys.stdout, flush=True)
 
     def _prefix(self, trial) -> str:
         if not self._multi:

@@ -121,6 +121,20 @@ def test_train_plot_evaluate_on_an_existing_cluster(ray_session, tmp_path, capsy
     assert lines[0].startswith("episode   0: return") and "over 2 greedy episodes" in lines[-1]
 
 
+def test_tune_command_runs_the_search_space(ray_session, tmp_path, capsys):
+    text = GOOD + "tune: {param_space: {lr: {grid_search: [0.001, 0.01]}}}\n"
+    storage = tmp_path / "runs"
+    code = main(["tune", str(_write(tmp_path, text)), "--storage", str(storage),
+                 "--stop-timesteps", "200"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "(1 sample(s))" in out  # one sample of a 2-point grid = 2 trials
+    trial_lines = [line for line in out.splitlines() if line.startswith("PG_CartPole")]
+    assert len(trial_lines) == 2 and all(line.endswith("ok") for line in trial_lines)
+    (exp_dir,) = storage.iterdir()
+    assert len(list(exp_dir.rglob("progress.csv"))) == 2
+
+
 def test_plot_and_evaluate_reject_bad_paths(tmp_path, capsys):
     assert main(["plot", str(tmp_path)]) == 2
     assert "no progress.csv" in capsys.readouterr().err
