@@ -12,6 +12,7 @@ from typing import Any
 #: Tune name -> "module:Algorithm class".
 ALGORITHMS: dict[str, str] = {
     "PG": "rllib_ext.algorithms.pg.pg:PG",
+    "PDQN": "rllib_ext.algorithms.pdqn.pdqn:PDQN",
 }
 
 #: Environment id -> (entry point "module:Class", gymnasium.register kwargs). Each id is
