@@ -24,7 +24,7 @@ from rllib_ext.algorithms.pdqn.pdqn_learner import (
 )
 from rllib_ext.algorithms.pdqn.replay import TransitionReplay
 from rllib_ext.algorithms.pdqn.torch.default_pdqn_torch_rl_module import QNet
-from rllib_ext.algorithms.pdqn.torch.pdqn_torch_learner import PDQNTorchLearner
+from rllib_ext.algorithms.pdqn.torch.pdqn_torch_learner import weighted_q
 
 BOX1 = spaces.Box(-1, 1, (1,))
 BOX2 = spaces.Box(-1, 1, (2,))
@@ -132,13 +132,13 @@ class _Cfg:
 ])
 def test_param_loss_weightings(weighting, indexed, expected):
     q_all = torch.tensor([[1.0, 2, 3], [4, 5, 6]])
-    out = PDQNTorchLearner._weighted_q(q_all, torch.tensor([0, 0]), _Cfg(weighting, indexed))
+    out = weighted_q(q_all, torch.tensor([0, 0]), _Cfg(weighting, indexed))
     torch.testing.assert_close(out, torch.tensor(expected, dtype=torch.float32))
 
 
 def test_random_weighting_is_unit_norm():
     q_all = torch.ones(2, 4)
-    w = PDQNTorchLearner._weighted_q(q_all, torch.tensor([0, 1]), _Cfg("random_weighted"))[0]
+    w = weighted_q(q_all, torch.tensor([0, 1]), _Cfg("random_weighted"))[0]
     assert w.norm().item() == pytest.approx(1.0)
 
 

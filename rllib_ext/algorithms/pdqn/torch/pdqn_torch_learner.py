@@ -57,87 +57,94 @@ class PDQNTorchLearner(PDQNLearner, TorchLearner):
     @override(TorchLearner)
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
         module = self.module[module_id].unwrapped()
-        obs, next_obs = batch[Columns.OBS], batch[Columns.NEXT_OBS]
-        k = batch[ACTION_INDEX].long()
-        x_buffer = batch[ACTION_PARAMS]
-        not_done = 1.0 - batch[Columns.TERMINATEDS].float()
-
-        # --- Q-network: TD regression (Xiong et al. 2018, Eq. 8; Bester et al. Alg. 1) ----------
-        #   y = r + gamma * max_a' Q_target(s', a', x_target(s'))
-        # Targets come from the *target* networks and a plain max (not double Q), as in the
-        # reference; no gradient flows into them.
-        with torch.no_grad():
-            next_q = module.target_q_net(next_obs, module.target_param_net(next_obs))
-            y = batch[Columns.REWARDS] + config.gamma * not_done * next_q.max(dim=-1).values
-        # Q(s, a_b, x_b) with the parameters *stored in replay* (all K of them).
-        q_taken = module.q_net(obs, x_buffer).gather(1, k.unsqueeze(1)).squeeze(1)
-        q_loss = F.mse_loss(q_taken, y)
-
-        # --- parameter network: ascend Q along the action-parameter gradient ---------------------
-        #   grad_theta J = sum_b dQ/dx(s_b, x_b) * dx/dtheta, with x = x_theta(s)  (Eq. 10)
-        x = module.param_net(obs)
-        # A leaf copy of x: dQ/dx is taken w.r.t. it, so the Q-network's weights get no gradient
-        # from this loss (the reference accumulates them and discards them later).
-        x_leaf = x.detach().requires_grad_(True)
-        q_all = module.q_net(obs, x_leaf)
-        objective = self._weighted_q(q_all, k, config).sum(dim=-1).mean()
-        (dq_dx,) = torch.autograd.grad(objective, x_leaf)
-        # Bound handling (inverting gradients by default) on dQ/dx, *before* the chain rule.
-        dq_dx = self.action_gradient_hook(dq_dx, x_leaf.detach(), PARAM_LOW, PARAM_HIGH)
-        if config.zero_index_gradients:
-            dq_dx = dq_dx * module.q_net.owner_mask[k]  # only the taken action's parameters
-        # Surrogate whose gradient w.r.t. theta is -(dq_dx . dx/dtheta): minimising it ascends Q
-        # (sign flip). dq_dx is data here (computed above), x carries the graph into param_net.
-        # Summed, not averaged, over the batch: dq_dx already carries the 1/B of the mean.
-        param_loss = -(dq_dx * x).sum()
-
+        q_loss, param_loss, stats = compute_pdqn_losses(
+            module, batch, config, self.action_gradient_hook
+        )
         self.metrics.log_dict(
-            {
-                Q_LOSS_KEY: q_loss.detach(),
-                PARAM_LOSS_KEY: param_loss.detach(),
-                Q_MEAN_KEY: q_taken.mean().detach(),
-                TARGET_MEAN_KEY: y.mean(),
-                ACTION_GRAD_NORM_KEY: dq_dx.norm(dim=-1).mean(),
-                PARAMS_OUT_OF_BOUNDS_KEY: ((x.detach() < PARAM_LOW) | (x.detach() > PARAM_HIGH))
-                .float().mean(),
-            },
+            {Q_LOSS_KEY: q_loss.detach(), PARAM_LOSS_KEY: param_loss.detach(), **stats},
             key=module_id,
             window=1,
         )
-        # One backward serves both optimizers: q_loss only reaches q_net (x_buffer is data) and
-        # param_loss only reaches param_net (dq_dx is detached).
+        # One backward serves both optimizers: q_loss only reaches q_net (the replayed
+        # parameters are data) and param_loss only reaches param_net (dQ/dx is detached).
         return q_loss + param_loss
-
-    @staticmethod
-    def _weighted_q(q_all: torch.Tensor, k: torch.Tensor, config) -> torch.Tensor:
-        """Q-values entering the parameter loss, per the reference's loss options."""
-        num_actions = q_all.shape[-1]
-        if config.param_loss_weighting == "weighted":  # empirical action frequencies
-            w = torch.bincount(k, minlength=num_actions).to(q_all.dtype) / k.shape[0]
-        elif config.param_loss_weighting == "average":
-            w = torch.full((num_actions,), 1.0 / num_actions, dtype=q_all.dtype)
-        elif config.param_loss_weighting == "random_weighted":
-            w = torch.rand(num_actions, dtype=q_all.dtype)
-            w = w / w.norm()
-        else:  # "sum"
-            w = torch.ones(num_actions, dtype=q_all.dtype)
-        q = q_all * w
-        if config.indexed:  # only Q(s, a_b) of the action taken
-            q = q * F.one_hot(k, num_actions).to(q.dtype)
-        return q
 
     @override(TorchLearner)
     def apply_gradients(self, gradients_dict) -> None:
         super().apply_gradients(gradients_dict)
-        # Soft target updates after every gradient step, separate rates for the two networks:
-        #   theta' <- tau * theta + (1 - tau) * theta'
-        with torch.no_grad():
-            for module_id in self.module.keys():
-                module = self.module[module_id].unwrapped()
-                cfg = self.config.get_config_for_module(module_id)
-                for online, target, tau in (
-                    (module.q_net, module.target_q_net, cfg.tau_q),
-                    (module.param_net, module.target_param_net, cfg.tau_param),
-                ):
-                    for p, tp in zip(online.parameters(), target.parameters(), strict=True):
-                        tp.lerp_(p, tau)
+        for module_id in self.module.keys():
+            cfg = self.config.get_config_for_module(module_id)
+            soft_update_targets(self.module[module_id].unwrapped(), cfg.tau_q, cfg.tau_param)
+
+
+def compute_pdqn_losses(module, batch, config, hook: ActionGradientHook):
+    """(q_loss, param_loss, stats) of one P-DQN update on ``batch`` (a dict of tensors)."""
+    obs, next_obs = batch[Columns.OBS], batch[Columns.NEXT_OBS]
+    k = batch[ACTION_INDEX].long()
+    x_buffer = batch[ACTION_PARAMS]
+    not_done = 1.0 - batch[Columns.TERMINATEDS].float()
+
+    # --- Q-network: TD regression (Xiong et al. 2018, Eq. 8; Bester et al. Alg. 1) --------------
+    #   y = r + gamma * max_a' Q_target(s', a', x_target(s'))
+    # Targets come from the *target* networks and a plain max (not double Q), as in the
+    # reference; no gradient flows into them.
+    with torch.no_grad():
+        next_q = module.target_q_net(next_obs, module.target_param_net(next_obs))
+        y = batch[Columns.REWARDS] + config.gamma * not_done * next_q.max(dim=-1).values
+    # Q(s, a_b, x_b) with the parameters *stored in replay* (all K of them).
+    q_taken = module.q_net(obs, x_buffer).gather(1, k.unsqueeze(1)).squeeze(1)
+    q_loss = F.mse_loss(q_taken, y)
+
+    # --- parameter network: ascend Q along the action-parameter gradient -------------------------
+    #   grad_theta J = sum_b dQ/dx(s_b, x_b) * dx/dtheta, with x = x_theta(s)  (Eq. 10)
+    x = module.param_net(obs)
+    # A leaf copy of x: dQ/dx is taken w.r.t. it, so the Q-network's weights get no gradient from
+    # this loss (the reference accumulates them and discards them later).
+    x_leaf = x.detach().requires_grad_(True)
+    objective = weighted_q(module.q_net(obs, x_leaf), k, config).sum(dim=-1).mean()
+    (dq_dx,) = torch.autograd.grad(objective, x_leaf)
+    # Bound handling (inverting gradients by default) on dQ/dx, *before* the chain rule.
+    dq_dx = hook(dq_dx, x_leaf.detach(), PARAM_LOW, PARAM_HIGH)
+    if config.zero_index_gradients:
+        dq_dx = dq_dx * module.q_net.owner_mask[k]  # only the taken action's parameters
+    # Surrogate whose gradient w.r.t. theta is -(dq_dx . dx/dtheta): minimising it ascends Q
+    # (sign flip). dq_dx is data here, x carries the graph into param_net. Summed, not averaged,
+    # over the batch: dq_dx already carries the 1/B of the mean above.
+    param_loss = -(dq_dx * x).sum()
+    stats = {
+        Q_MEAN_KEY: q_taken.mean().detach(),
+        TARGET_MEAN_KEY: y.mean(),
+        ACTION_GRAD_NORM_KEY: dq_dx.norm(dim=-1).mean(),
+        PARAMS_OUT_OF_BOUNDS_KEY: ((x.detach() < PARAM_LOW) | (x.detach() > PARAM_HIGH))
+        .float().mean(),
+    }
+    return q_loss, param_loss, stats
+
+
+def weighted_q(q_all: torch.Tensor, k: torch.Tensor, config) -> torch.Tensor:
+    """Q-values entering the parameter loss, per the reference's loss options."""
+    num_actions = q_all.shape[-1]
+    if config.param_loss_weighting == "weighted":  # empirical action frequencies
+        w = torch.bincount(k, minlength=num_actions).to(q_all.dtype) / k.shape[0]
+    elif config.param_loss_weighting == "average":
+        w = torch.full((num_actions,), 1.0 / num_actions, dtype=q_all.dtype)
+    elif config.param_loss_weighting == "random_weighted":
+        w = torch.rand(num_actions, dtype=q_all.dtype)
+        w = w / w.norm()
+    else:  # "sum"
+        w = torch.ones(num_actions, dtype=q_all.dtype)
+    q = q_all * w
+    if config.indexed:  # only Q(s, a_b) of the action taken
+        q = q * F.one_hot(k, num_actions).to(q.dtype)
+    return q
+
+
+
+@torch.no_grad()
+def soft_update_targets(module, tau_q: float, tau_param: float) -> None:
+    """theta' <- tau * theta + (1 - tau) * theta', separately for the two networks (after every
+    gradient step, as the reference)."""
+    for online, target, tau in ((module.q_net, module.target_q_net, tau_q),
+                                (module.param_net, module.target_param_net, tau_param)):
+        for p, tp in zip(online.parameters(), target.parameters(), strict=True):
+            tp.lerp_(p, tau)

@@ -1,0 +1,178 @@
+"""MP-DQN on Platform: RLlib's ``PDQN`` vs a plain PyTorch loop over the *same* module, losses,
+replay and exploration, at the reference setting (one update per env step), side by side.
+
+Prints env steps/s and updates/s of both, their ratio, where RLlib's time goes (its own
+per-iteration timers), and the greedy return each reached. Run:
+    .venv/bin/python benchmarks/pdqn_platform.py [--steps 3000] [--eval-episodes 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import torch
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+PLATFORM = "rllib_ext/Platform-v0"
+INITIAL_PARAMS = [-0.8, -0.97222, 0.86047]
+
+
+def make_config(rollout_fragment_length: int):
+    from rllib_ext import PDQNConfig
+
+    return (
+        PDQNConfig()
+        .environment(PLATFORM, env_config={"scale": True})
+        .env_runners(num_env_runners=0, rollout_fragment_length=rollout_fragment_length)
+        .training(initial_params=INITIAL_PARAMS)
+        .reporting(min_sample_timesteps_per_iteration=250, min_time_s_per_iteration=0)
+        .debugging(seed=1, log_level="ERROR")
+    )
+
+
+def greedy_return(module, episodes: int, seed: int = 100) -> float:
+    from ray.rllib.core.columns import Columns
+
+    from rllib_ext.envs import make
+
+    env = make(PLATFORM, scale=True)
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        done, total = False, 0.0
+        while not done:
+            with torch.no_grad():
+                action = module.forward_inference({Columns.OBS: torch.as_tensor(obs[None])})[
+                    Columns.ACTIONS]
+            action = (int(action[0][0]), *(p[0].numpy() for p in action[1:]))
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total += reward
+            done = terminated or truncated
+        returns.append(total)
+    return float(np.mean(returns))
+
+
+def plain_loop(steps: int) -> dict:
+    """The reference's training loop, written directly against the rllib_ext pieces."""
+    from ray.rllib.core.columns import Columns
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    from rllib_ext.algorithms.pdqn.pdqn_learner import linear_epsilon
+    from rllib_ext.algorithms.pdqn.replay import TransitionReplay
+    from rllib_ext.algorithms.pdqn.torch.default_pdqn_torch_rl_module import (
+        DefaultPDQNTorchRLModule,
+    )
+    from rllib_ext.algorithms.pdqn.torch.pdqn_torch_learner import (
+        compute_pdqn_losses,
+        soft_update_targets,
+    )
+    from rllib_ext.envs import make
+    from rllib_ext.hooks import ActionGradientHook
+
+    torch.manual_seed(1)
+    cfg = make_config(1)
+    env = make(PLATFORM, scale=True)
+    module = RLModuleSpec(
+        module_class=DefaultPDQNTorchRLModule, observation_space=env.observation_space,
+        action_space=env.action_space, model_config=cfg.model_config,
+    ).build()
+    q_opt = torch.optim.Adam(module.q_net.parameters(), lr=cfg.lr_q)
+    param_params = [p for p in module.param_net.parameters() if p.requires_grad]
+    p_opt = torch.optim.Adam(param_params, lr=cfg.lr_param)
+    hook = ActionGradientHook(cfg.action_gradient_strategy)
+    replay = TransitionReplay(cfg.replay_capacity, 9, 3, seed=1)
+    obs, _ = env.reset(seed=1)
+    episodes = updates = 0
+    start = time.perf_counter()
+    for step in range(steps):
+        module.epsilon.fill_(linear_epsilon(
+            episodes, initial=cfg.epsilon_initial, final=cfg.epsilon_final,
+            duration=cfg.epsilon_decay_duration))
+        out = module.forward_exploration({Columns.OBS: torch.as_tensor(obs[None])})[
+            Columns.ACTIONS]
+        k, params = int(out[0][0]), [p[0].numpy() for p in out[1:]]
+        next_obs, reward, terminated, truncated, _ = env.step((k, *params))
+        replay.add(**{Columns.OBS: obs[None], Columns.NEXT_OBS: next_obs[None],
+                      "action_index": [k], "action_params": np.concatenate(params)[None],
+                      Columns.REWARDS: [reward], Columns.TERMINATEDS: [float(terminated)]})
+        obs = next_obs
+        if terminated or truncated:
+            episodes += 1
+            obs, _ = env.reset()
+        if step + 1 >= cfg.num_steps_sampled_before_learning_starts:
+            batch = {k: torch.as_tensor(v) for k, v in replay.sample(cfg.total_train_batch_size)
+                     .items()}
+            q_loss, param_loss, _ = compute_pdqn_losses(module, batch, cfg, hook)
+            q_opt.zero_grad()
+            p_opt.zero_grad()
+            (q_loss + param_loss).backward()
+            torch.nn.utils.clip_grad_norm_(module.q_net.parameters(), cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(param_params, cfg.grad_clip)
+            q_opt.step()
+            p_opt.step()
+            soft_update_targets(module, cfg.tau_q, cfg.tau_param)
+            updates += 1
+    elapsed = time.perf_counter() - start
+    return {"steps_per_s": steps / elapsed, "updates_per_s": updates / elapsed,
+            "module": module}
+
+
+def rllib_run(steps: int, rollout_fragment_length: int) -> dict:
+    algo = make_config(rollout_fragment_length).build_algo()
+    try:
+        start = time.perf_counter()
+        updates = 0
+        while True:
+            result = algo.train()
+            trained = result.get("learners", {}).get("__all_modules__", {})
+            updates = trained.get("num_module_steps_trained_lifetime", 0) / 128
+            if result["num_env_steps_sampled_lifetime"] >= steps:
+                break
+        elapsed = time.perf_counter() - start
+        timers = result["timers"]
+        per_step = {k: timers[k] for k in ("env_runner_sampling_timer", "learner_update_timer",
+                                           "synch_weights", "replay_buffer_add_data_timer",
+                                           "replay_buffer_sampling_timer") if k in timers}
+        return {"steps_per_s": result["num_env_steps_sampled_lifetime"] / elapsed,
+                "updates_per_s": updates / elapsed, "timers": per_step,
+                "step_s": timers["training_step"], "module": algo.get_module()}
+    finally:
+        algo.stop()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=3000, help="env steps per run (default 3000)")
+    p.add_argument("--eval-episodes", type=int, default=100)
+    args = p.parse_args()
+    import ray
+
+    import rllib_ext
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    rllib_ext.register()
+    plain = plain_loop(args.steps)
+    runs = {"plain PyTorch loop": plain}
+    for fragment in (1, 8):
+        runs[f"RLlib PDQN, fragment {fragment}"] = rllib_run(args.steps, fragment)
+    print(f"\nMP-DQN on Platform, {args.steps} env steps, one update per env step (after 500)")
+    print(f"{'':<28} {'env steps/s':>12} {'updates/s':>10} {'vs plain':>9} "
+          f"{'greedy return':>14}")
+    for name, r in runs.items():
+        ret = greedy_return(r["module"], args.eval_episodes)
+        print(f"{name:<28} {r['steps_per_s']:>12.1f} {r['updates_per_s']:>10.1f} "
+              f"{r['steps_per_s'] / plain['steps_per_s']:>8.2f}x {ret:>14.3f}")
+    for name, r in runs.items():
+        if "timers" in r:
+            parts = ", ".join(f"{k.removesuffix('_timer')} {v * 1e3:.1f} ms"
+                              for k, v in r["timers"].items())
+            print(f"{name}: per training_step {r['step_s'] * 1e3:.1f} ms = {parts}")
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
