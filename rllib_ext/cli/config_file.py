@@ -98,6 +98,8 @@ class Experiment:
         config = self.algorithm_class().get_default_config()
         config.environment(self.env, env_config=dict(self.env_config))
         for section, kwargs in _merge_sections(self.sections, overrides or {}).items():
+            if section == "callbacks":  # "module:Class" strings name callback classes
+                kwargs = {k: _load_object(k, v) for k, v in kwargs.items()}
             getattr(config, section)(**kwargs)
         if seed is not None:
             config.debugging(seed=seed)
@@ -113,6 +115,17 @@ class Experiment:
         for key, spec in (self.tune.get("param_space") or {}).items():
             space[key] = _search_space(key, spec)
         return space
+
+
+def _load_object(key: str, value):
+    if not (isinstance(value, str) and ":" in value):
+        return value
+    from rllib_ext.registry import load
+
+    try:
+        return load(value)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"config.callbacks.{key}: cannot import {value!r} ({e}).") from None
 
 
 def _merge_sections(base: dict, extra: dict) -> dict:

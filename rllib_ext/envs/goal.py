@@ -353,7 +353,8 @@ class GoalEnv(gym.Env):
         act = ACTION_LOOKUP[k]
         self.frame_log = []
         self.time += 1
-        info = {"action": ACTION_NAMES[k], "parameter": param, "time_limit": False}
+        info = {"action": ACTION_NAMES[k], "parameter": param, "time_limit": False,
+                "goal": False}
         if self.time == MAX_TIME:
             info.update(frames=0, time_limit=True)
             return (self._state(), 0), -self.ball.goal_distance(), True, False, info
@@ -374,6 +375,7 @@ class GoalEnv(gym.Env):
                 else:  # SHOOT_GOAL: keep playing until the episode ends
                     run = not end
         info["frames"] = frames
+        info["goal"] = end and self.ball.in_net()
         return (self._state(), min(frames, MAX_FRAMES_OBS)), float(reward), end, False, info
 
     def render(self):

@@ -186,3 +186,12 @@ def test_gymnasium_env_checker_and_registration():
     env = gym.make("rllib_ext/Goal-v0")
     assert isinstance(env.unwrapped, GoalEnv)
     assert env.spec.max_episode_steps is None  # the env's own 100-step limit applies
+
+
+def test_info_flags_the_goal(no_noise):
+    env = _env_at(no_noise, (17.5, 0.0), (18.5, 0.0), (15.0, 13.0))
+    *_, info = env.step((1, ([0.0, 0.0], [0.0], [0.0])))
+    assert info["goal"] is True
+    env = _env_at(no_noise, (10.0, 0.0), (11.0, 0.0), (12.5, 0.0))
+    *_, info = env.step((0, ([10.0, 0.0], [0.0], [0.0])))
+    assert info["goal"] is False

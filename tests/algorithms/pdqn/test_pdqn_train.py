@@ -147,3 +147,15 @@ def test_remote_env_runner(ray_session):
     assert result["num_env_steps_sampled_lifetime"] >= 64
     for k, v in runner_w.items():
         np.testing.assert_allclose(np.asarray(v), np.asarray(learner_w[k]))
+
+
+def test_goal_probability_is_a_reported_metric(ray_session):
+    from rllib_ext.envs.callbacks import GOAL_SCORED_KEY, GoalMetricsCallback
+
+    config = _tiny(("rllib_ext/Goal-v0", {"scale": True})).callbacks(GoalMetricsCallback)
+    algo = config.build_algo()
+    try:
+        result = algo.train()
+    finally:
+        algo.stop()
+    assert 0.0 <= result["env_runners"][GOAL_SCORED_KEY] <= 1.0

@@ -146,5 +146,4 @@ def soft_update_targets(module, tau_q: float, tau_param: float) -> None:
     gradient step, as the reference)."""
     for online, target, tau in ((module.q_net, module.target_q_net, tau_q),
                                 (module.param_net, module.target_param_net, tau_param)):
-        for p, tp in zip(online.parameters(), target.parameters(), strict=True):
-            tp.lerp_(p, tau)
+        torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), tau)
