@@ -8,6 +8,27 @@ import numpy as np
 from gymnasium import spaces
 
 
+def parameterised_action_space(lows, highs) -> spaces.Tuple:
+    """``Tuple(Discrete(K), Tuple(Box(lows[k], highs[k]) ...))`` with float32 1-D boxes."""
+    return spaces.Tuple((
+        spaces.Discrete(len(lows)),
+        spaces.Tuple(tuple(
+            spaces.Box(np.float32(np.atleast_1d(lo)), np.float32(np.atleast_1d(hi)),
+                       dtype=np.float32)
+            for lo, hi in zip(lows, highs, strict=True)
+        )),
+    ))
+
+
+def check_render_mode(env_cls, render_mode) -> None:
+    """Raises for a render mode the env class does not offer."""
+    if render_mode is not None and render_mode not in env_cls.metadata["render_modes"]:
+        raise ValueError(
+            f"render_mode={render_mode!r} is not supported by {env_cls.__name__}; use None or "
+            f"one of {env_cls.metadata['render_modes']}."
+        )
+
+
 def parse_parameterised_action(
     action, space: spaces.Tuple
 ) -> tuple[int, list[np.ndarray]]:

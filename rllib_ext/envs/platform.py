@@ -33,7 +33,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from rllib_ext.envs.actions import parse_parameterised_action
+from rllib_ext.envs.actions import (
+    check_render_mode,
+    parameterised_action_space,
+    parse_parameterised_action,
+)
 
 # -- constants (names and values of the original) ---------------------------------------------
 PLATFORM_HEIGHT = 40.0
@@ -202,18 +206,9 @@ class PlatformEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
 
     def __init__(self, render_mode: str | None = None):
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode={render_mode!r} is not supported; use None or 'rgb_array'."
-            )
+        check_render_mode(type(self), render_mode)
         self.render_mode = render_mode
-        self.action_space = spaces.Tuple((
-            spaces.Discrete(3),
-            spaces.Tuple(tuple(
-                spaces.Box(np.float32([lo]), np.float32([hi]), dtype=np.float32)
-                for lo, hi in zip(PARAMETERS_MIN, PARAMETERS_MAX, strict=True)
-            )),
-        ))
+        self.action_space = parameterised_action_space(PARAMETERS_MIN, PARAMETERS_MAX)
         self.observation_space = spaces.Tuple((
             spaces.Box(0.0, 1.0, shape=(9,), dtype=np.float32),
             spaces.Discrete(200),
