@@ -158,15 +158,17 @@ def _cmd_tune(args) -> int:
         storage=args.storage,
         num_samples=num_samples,
         metric=metric,
-        mode=exp.tune.get("mode", "max"),
     )
     from rllib_ext.cli.progress import lookup
 
+    values = [lookup(o.metrics, metric) for o in outcomes]
+    scored = [v for v in values if isinstance(v, (int, float))]
+    best = (max if exp.tune.get("mode", "max") == "max" else min)(scored) if scored else None
     print(f"\n{'trial':<40} {metric.split('/')[-1]:>14}  status")
-    for o in outcomes:
-        value = lookup(o.metrics, metric)
+    for o, value in zip(outcomes, values, strict=True):
         shown = f"{value:14.2f}" if isinstance(value, (int, float)) else f"{'n/a':>14}"
-        print(f"{o.trial_id[:40]:<40} {shown}  {o.error or 'ok'}")
+        mark = "  <- best" if value is not None and value == best else ""
+        print(f"{o.trial_id[:40]:<40} {shown}  {o.error or 'ok'}{mark}")
     print(f"\nresults:     {exp_dir}\ntensorboard: tensorboard --logdir {exp_dir}")
     return EXIT_FAILED if any(o.error for o in outcomes) else EXIT_OK
 

@@ -77,7 +77,6 @@ def run(
     name: str | None = None,
     num_samples: int = 1,
     metric: str = DEFAULT_METRIC,
-    mode: str = "max",
 ) -> tuple[str, list[TrialOutcome]]:
     """Runs a Tune experiment with one progress line per iteration; returns (dir, outcomes).
 
@@ -96,7 +95,9 @@ def run(
     tuner = tune.Tuner(
         experiment.algorithm_class(),
         param_space=param_space,
-        tune_config=tune.TuneConfig(num_samples=num_samples, metric=metric, mode=mode),
+        # No metric here: Tune would demand it in every result, and evaluation metrics only
+        # appear on evaluation iterations. ``metric`` drives the progress line only.
+        tune_config=tune.TuneConfig(num_samples=num_samples),
         run_config=tune.RunConfig(
             name=name,
             storage_path=str(storage_path),

@@ -130,7 +130,8 @@ def test_tune_command_runs_the_search_space(ray_session, tmp_path, capsys):
     assert code == 0, out
     assert "(1 sample(s))" in out  # one sample of a 2-point grid = 2 trials
     trial_lines = [line for line in out.splitlines() if line.startswith("PG_CartPole")]
-    assert len(trial_lines) == 2 and all(line.endswith("ok") for line in trial_lines)
+    assert len(trial_lines) == 2 and all(" ok" in line for line in trial_lines)
+    assert any(line.endswith("<- best") for line in trial_lines)
     (exp_dir,) = storage.iterdir()
     assert len(list(exp_dir.rglob("progress.csv"))) == 2
 
