@@ -7,6 +7,7 @@ import time
 
 from ray.tune import Callback
 
+from rllib_ext.cli.config_file import DEFAULT_METRIC as TRAIN_RETURN_KEY
 from rllib_ext.cli.config_file import ENV_STEPS_KEY
 
 
@@ -40,23 +41,30 @@ def eta_seconds(result: dict, stop: dict) -> float | None:
     return best
 
 
+def _number(value) -> str:
+    return f"{value:8.2f}" if isinstance(value, (int, float)) else "     n/a"
+
+
 def format_line(result: dict, stop: dict, metric: str, prefix: str = "") -> str:
+    """``iter | env steps | return | [metric] | steps/s | ETA``; the tracked metric is shown
+    separately when it is not the training return (e.g. an evaluation metric)."""
     steps = lookup(result, ENV_STEPS_KEY, 0) or 0
     target = stop.get(ENV_STEPS_KEY)
-    value = lookup(result, metric)
     dt = result.get("time_this_iter_s") or 0.0
     steps_this_iter = lookup(result, "env_runners/num_env_steps_sampled", 0) or 0
     parts = [
         f"iter {result.get('training_iteration', 0):>4}",
         f"env steps {int(steps):,}" + (f"/{int(target):,}" if target else ""),
-        f"{metric.split('/')[-1]} "
-        + (f"{value:8.2f}" if isinstance(value, (int, float)) else "     n/a"),
-        f"{steps_this_iter / dt:,.0f} steps/s" if dt > 0 else "",
+        f"return {_number(lookup(result, TRAIN_RETURN_KEY))}",
     ]
+    if metric != TRAIN_RETURN_KEY and lookup(result, metric) is not None:
+        parts.append(f"{metric} {_number(lookup(result, metric))}")
+    if dt > 0:
+        parts.append(f"{steps_this_iter / dt:,.0f} steps/s")
     eta = eta_seconds(result, stop)
     if eta is not None:
         parts.append(f"ETA {format_duration(eta)}")
-    return prefix + " | ".join(p for p in parts if p)
+    return prefix + " | ".join(parts)
 
 
 class ProgressPrinter(Callback):
