@@ -95,7 +95,7 @@ def format_table(rows: list[CheckRow]) -> str:
         reached = f"{r.reached_at:,}" if r.reached_at is not None else "-"
         result = "error: " + r.error if r.error else ("pass" if r.passed else "FAIL")
         lines.append(
-            f"{r.config[-32:]:<32} {r.seed:>4} {r.threshold:>9g} {reached:>11} {r.best:>8.1f} "
-            f"{r.final:>8.1f} {r.env_steps:>10,}  {result}"
+            f"{r.config[-32:]:<32} {r.seed:>4} {r.threshold:>9g} {reached:>11} {r.best:>8.3f} "
+            f"{r.final:>8.3f} {r.env_steps:>10,}  {result}"
         )
     return "\n".join(lines)

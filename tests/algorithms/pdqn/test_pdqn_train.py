@@ -159,3 +159,12 @@ def test_goal_probability_is_a_reported_metric(ray_session):
     finally:
         algo.stop()
     assert 0.0 <= result["env_runners"][GOAL_SCORED_KEY] <= 1.0
+
+
+def test_remote_learner(ray_session):
+    algo = _tiny().learners(num_learners=1).build_algo()
+    try:
+        result = algo.train()
+    finally:
+        algo.stop()
+    assert np.isfinite(result["learners"]["default_policy"][Q_LOSS_KEY])
