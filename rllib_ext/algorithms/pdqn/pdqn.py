@@ -286,6 +286,13 @@ class PDQNConfig(AlgorithmConfig):
                 f"replay_capacity={self.replay_capacity} is smaller than one batch "
                 f"({self.train_batch_size_per_learner}); raise it, e.g. replay_capacity=10000."
             )
+        if self.num_steps_sampled_before_learning_starts > self.replay_capacity:
+            self._value_error(
+                f"num_steps_sampled_before_learning_starts="
+                f"{self.num_steps_sampled_before_learning_starts} exceeds replay_capacity="
+                f"{self.replay_capacity}: learning would never start. Lower it or raise "
+                "replay_capacity."
+            )
         if self.num_steps_sampled_before_learning_starts < self.train_batch_size_per_learner:
             self._value_error(
                 f"num_steps_sampled_before_learning_starts="
@@ -365,7 +372,9 @@ class PDQN(Algorithm):
 
         env_steps = self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME),
                                       default=0)
-        if env_steps < cfg.num_steps_sampled_before_learning_starts:
+        # Counted on the replay, not the lifetime steps: the replay is not checkpointed, so a
+        # restored algorithm refills it before learning again.
+        if len(self.replay) < cfg.num_steps_sampled_before_learning_starts:
             return
         self._update_credit += new_steps * cfg.updates_per_env_step
         num_updates = int(self._update_credit)

@@ -171,6 +171,7 @@ class ToyHybridEnv(gym.Env):
     (lambda c: c.training(lr=0.1), "lr=0.1 is not used"),
     (lambda c: c.training(q_hiddens=[0]), "list of positive ints"),
     (lambda c: c.training(replay_capacity=10), "smaller than one batch"),
+    (lambda c: c.training(replay_capacity=200), "exceeds replay_capacity=200"),
     (lambda c: c.training(action_gradient_strategy="clip"), "action_gradient_strategy='clip'"),
     (lambda c: c.training(initial_params=[0.0]), "initial_params has 1 values"),
     (lambda c: setattr(c, "env_config", {}), "env_config=\\{'scale'"),
