@@ -186,10 +186,6 @@ class _Player:
             self.vy = 0.0
             self.y = newy
 
-    def on_platform(self, p: _Platform) -> bool:
-        # Exact float equality, as in the original: landing snaps y to the platform top.
-        return -PLAYER_W <= self.x - p.x <= p.w and self.y - p.y == p.h
-
     def colliding(self, ox: float, oy: float, ow: float, oh: float) -> bool:
         """Strict axis-aligned overlap with a box at (ox, oy) of size (ow, oh)."""
         return (
@@ -278,7 +274,8 @@ class PlatformEnv(gym.Env):
     # -- simulation ------------------------------------------------------------------------------
     def _on_platforms(self) -> bool:
         x, y = self.player.x, self.player.y
-        for p in self.platforms:  # Player.on_platform, inlined: this runs every frame
+        for p in self.platforms:  # runs every frame, so no per-platform method call
+            # Exact float equality, as in the original: landing snaps y to the platform top.
             if -PLAYER_W <= x - p.x <= p.w and y - p.y == p.h:
                 return True
         return False

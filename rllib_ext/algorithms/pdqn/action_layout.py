@@ -63,18 +63,6 @@ class ActionLayout:
         parts = tuple(self.split(params))
         return (k, parts) if self.form == NESTED else (k, *parts)
 
-    def flatten(self, action) -> tuple[int, np.ndarray]:
-        """An env-structured action (as stored in episodes) -> (k, flat float32 params)."""
-        if self.form == FLAT_BOX:
-            k, params = action
-            return int(k), np.asarray(params, np.float32).reshape(-1)
-        parts = action[1] if self.form == NESTED else action[1:]
-        if self.total_params == 0:
-            return int(action[0]), np.zeros(0, np.float32)
-        return int(action[0]), np.concatenate(
-            [np.asarray(p, np.float32).reshape(-1) for p in parts]
-        )
-
 
 def _is_1d_box(space) -> bool:
     return isinstance(space, spaces.Box) and len(space.shape) == 1

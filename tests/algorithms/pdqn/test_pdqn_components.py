@@ -43,8 +43,6 @@ def test_layouts_of_the_accepted_forms():
     assert env_action[0] is k
     torch.testing.assert_close(env_action[1][0], torch.tensor([[0.1, 0.2]]))
     torch.testing.assert_close(env_action[1][1], torch.tensor([[0.3]]))
-    assert nested.flatten((1, (np.array([0.1, 0.2]), np.array([0.3]))))[1].tolist() == \
-        pytest.approx([0.1, 0.2, 0.3])
 
 
 @pytest.mark.parametrize("space, layout, match", [
