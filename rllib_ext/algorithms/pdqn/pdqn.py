@@ -190,6 +190,7 @@ class PDQNConfig(AlgorithmConfig):
                 (norm clip per network: 10 Platform, 1 Goal).
         """
         super().training(**kwargs)
+        # Every keyword argument above is stored under its own name (snapshot of the args).
         for name, value in locals().items():
             if name not in ("self", "kwargs", "__class__") and value is not NotProvided:
                 setattr(self, name, value)
