@@ -235,9 +235,10 @@ def _cmd_list(args) -> int:
             print(f"  {path}: INVALID: {e}")
             continue
         c = exp.criterion
-        crit = (f"{c.metric.split('/')[-1]} >= {c.threshold:g} within {c.within_env_steps:,} "
+        crit = (f"{c.metric} >= {c.threshold:g} within {c.within_env_steps:,} "
                 f"env steps, {c.required}/{len(c.seeds)} seeds") if c else "-"
-        print(f"  {path}  [{exp.algorithm} on {exp.env}]  {crit}")
+        shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+        print(f"  {shown}  [{exp.algorithm} on {exp.env}]  {crit}")
     return EXIT_OK
 
 
