@@ -363,18 +363,23 @@ def _check_type(where: str, default, value) -> None:
         )
 
 
+def _check_mapping(where: str, name: str, raw, allowed) -> None:
+    """``raw`` must be a mapping whose keys are all in ``allowed``."""
+    if not isinstance(raw, dict):
+        _fail(where, f"'{name}' must be a mapping with keys {allowed}, got {raw!r}.")
+    for key in raw:
+        if key not in allowed:
+            _fail(
+                where,
+                f"unknown key {key!r} in '{name}'.{_did_you_mean(key, allowed)} "
+                f"Valid keys: {', '.join(allowed)}.",
+            )
+
+
 def _parse_criterion(where: str, raw) -> PassCriterion | None:
     if raw is None:
         return None
-    if not isinstance(raw, dict):
-        _fail(where, f"'pass' must be a mapping with keys {PASS_KEYS}, got {raw!r}.")
-    for key in raw:
-        if key not in PASS_KEYS:
-            _fail(
-                where,
-                f"unknown key {key!r} in 'pass'.{_did_you_mean(key, PASS_KEYS)} "
-                f"Valid keys: {', '.join(PASS_KEYS)}.",
-            )
+    _check_mapping(where, "pass", raw, PASS_KEYS)
     for key in ("threshold", "within_env_steps"):
         if not isinstance(raw.get(key), (int, float)) or isinstance(raw.get(key), bool):
             _fail(where, f"pass.{key} is required and must be a number, got {raw.get(key)!r}.")
@@ -396,15 +401,7 @@ def _parse_criterion(where: str, raw) -> PassCriterion | None:
 def _parse_tune(where: str, raw, default_config) -> dict:
     if raw is None:
         return {}
-    if not isinstance(raw, dict):
-        _fail(where, f"'tune' must be a mapping with keys {TUNE_KEYS}, got {raw!r}.")
-    for key in raw:
-        if key not in TUNE_KEYS:
-            _fail(
-                where,
-                f"unknown key {key!r} in 'tune'.{_did_you_mean(key, TUNE_KEYS)} "
-                f"Valid keys: {', '.join(TUNE_KEYS)}.",
-            )
+    _check_mapping(where, "tune", raw, TUNE_KEYS)
     if raw.get("mode", "max") not in ("max", "min"):
         _fail(where, f"tune.mode must be 'max' or 'min', got {raw.get('mode')!r}.")
     space = raw.get("param_space") or {}
