@@ -61,8 +61,8 @@ def plain_loop(steps: int) -> dict:
     from ray.rllib.core.columns import Columns
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-    from rllib_ext.algorithms.pdqn.pdqn_learner import linear_epsilon
-    from rllib_ext.algorithms.pdqn.replay import TransitionReplay
+    from rllib_ext.algorithms.parameterised.parameterised_learner import linear_epsilon
+    from rllib_ext.algorithms.parameterised.replay import TransitionReplay
     from rllib_ext.algorithms.pdqn.torch.default_pdqn_torch_rl_module import (
         DefaultPDQNTorchRLModule,
     )

@@ -1,18 +1,9 @@
-"""Framework-agnostic part of the P-DQN learner: batch/metric keys and the epsilon schedule."""
+"""Framework-agnostic part of the P-DQN learner: metric keys (batch keys and the ε schedule
+are shared with PA-DDPG in :mod:`rllib_ext.algorithms.parameterised.parameterised_learner`)."""
 
 from __future__ import annotations
 
-from ray.rllib.core.learner.learner import Learner
-from ray.rllib.utils.annotations import override
-from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
-
-# Batch columns (besides Columns.OBS / NEXT_OBS / REWARDS / TERMINATEDS).
-ACTION_INDEX = "action_index"  # (B,) int64: the discrete action taken
-ACTION_PARAMS = "action_params"  # (B, P) float32: all K actions' parameters, normalised
-#: Timesteps key the algorithm passes to ``learner_group.update`` for the per-episode schedule.
-NUM_EPISODES_LIFETIME = "num_episodes_lifetime"
-#: Module buffer holding the current exploration rate (synced to env runners with the weights).
-EPSILON_BUFFER = "epsilon"
+from rllib_ext.algorithms.parameterised.parameterised_learner import EpsilonScheduleLearner
 
 # Metric keys (per module).
 Q_LOSS_KEY = "q_loss"
@@ -21,33 +12,8 @@ Q_MEAN_KEY = "q_mean"
 TARGET_MEAN_KEY = "td_target_mean"
 ACTION_GRAD_NORM_KEY = "action_grad_norm"
 PARAMS_OUT_OF_BOUNDS_KEY = "params_out_of_bounds"
-EPSILON_KEY = "epsilon"
 
 
-def linear_epsilon(count: float, *, initial: float, final: float, duration: int) -> float:
-    """eps = initial - (initial - final) * count / duration, then ``final`` (the reference's
-    schedule; ``count`` is episodes or env steps)."""
-    if duration <= 0 or count >= duration:
-        return final
-    return initial - (initial - final) * count / duration
-
-
-class PDQNLearner(Learner):
-    """Sets the exploration rate of every module before each update (then synced to the env
-    runners with the weights). The losses live in the torch subclass."""
-
-    def current_epsilon(self, timesteps: dict) -> float:
-        cfg = self.config
-        by_episode = cfg.epsilon_decay_unit == "episode"
-        count = timesteps.get(NUM_EPISODES_LIFETIME if by_episode else
-                              NUM_ENV_STEPS_SAMPLED_LIFETIME, 0) or 0
-        return linear_epsilon(count, initial=cfg.epsilon_initial, final=cfg.epsilon_final,
-                              duration=cfg.epsilon_decay_duration)
-
-    @override(Learner)
-    def before_gradient_based_update(self, *, timesteps: dict) -> None:
-        super().before_gradient_based_update(timesteps=timesteps)
-        epsilon = self.current_epsilon(timesteps)
-        for module_id in self.module.keys():
-            getattr(self.module[module_id].unwrapped(), EPSILON_BUFFER).fill_(epsilon)
-            self.metrics.log_value((module_id, EPSILON_KEY), epsilon, window=1)
+class PDQNLearner(EpsilonScheduleLearner):
+    """P-DQN's learner: the ε schedule of every parameterised-action learner; the losses live
+    in :class:`~rllib_ext.algorithms.pdqn.torch.pdqn_torch_learner.PDQNTorchLearner`."""

@@ -10,10 +10,11 @@ from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.core.columns import Columns
 
 from rllib_ext import PDQNConfig
-from rllib_ext.algorithms.pdqn.pdqn_learner import ACTION_INDEX, ACTION_PARAMS, Q_LOSS_KEY
+from rllib_ext.algorithms.parameterised.parameterised_learner import ACTION_INDEX, ACTION_PARAMS
+from rllib_ext.algorithms.pdqn.pdqn_learner import Q_LOSS_KEY
 from rllib_ext.envs import make
 
-from .test_pdqn_components import ToyHybridEnv
+from ..parameterised.toy_env import ToyHybridEnv
 
 PLATFORM = ("rllib_ext/Platform-v0", {"scale": True})
 

@@ -8,10 +8,15 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.utils.annotations import override
 
-from rllib_ext.algorithms.pdqn.pdqn_learner import (
-    ACTION_GRAD_NORM_KEY,
+from rllib_ext.algorithms.parameterised.parameterised_learner import (
     ACTION_INDEX,
     ACTION_PARAMS,
+    PARAM_HIGH,
+    PARAM_LOW,
+)
+from rllib_ext.algorithms.parameterised.torch.networks import polyak_update
+from rllib_ext.algorithms.pdqn.pdqn_learner import (
+    ACTION_GRAD_NORM_KEY,
     PARAM_LOSS_KEY,
     PARAMS_OUT_OF_BOUNDS_KEY,
     Q_LOSS_KEY,
@@ -20,9 +25,6 @@ from rllib_ext.algorithms.pdqn.pdqn_learner import (
     PDQNLearner,
 )
 from rllib_ext.hooks import ActionGradientHook
-
-#: RLlib normalises Box actions to [-1, 1]; the learner (and the hook) work in that range.
-PARAM_LOW, PARAM_HIGH = -1.0, 1.0
 
 
 class PDQNTorchLearner(PDQNLearner, TorchLearner):
@@ -139,11 +141,8 @@ def weighted_q(q_all: torch.Tensor, k: torch.Tensor, config) -> torch.Tensor:
     return q
 
 
-
-@torch.no_grad()
 def soft_update_targets(module, tau_q: float, tau_param: float) -> None:
     """theta' <- tau * theta + (1 - tau) * theta', separately for the two networks (after every
     gradient step, as the reference)."""
-    for online, target, tau in ((module.q_net, module.target_q_net, tau_q),
-                                (module.param_net, module.target_param_net, tau_param)):
-        torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), tau)
+    polyak_update(module.q_net, module.target_q_net, tau_q)
+    polyak_update(module.param_net, module.target_param_net, tau_param)

@@ -1,9 +1,10 @@
-"""A lean transition replay for P-DQN: flat numpy ring buffers, uniform sampling.
+"""A lean transition replay for parameterised actions: flat numpy ring buffers, uniform sampling.
 
 RLlib's episode replay buffers rebuild episodes and run the learner connector for every
-sample, which costs more than P-DQN's tiny update. Here transitions are cut out of the
+sample, which costs more than P-DQN's or PA-DDPG's tiny update. Here transitions are cut out of the
 sampled episodes once, stored column-wise, and sampled with one fancy-index per column.
-Every step stores *all* K actions' parameters (as the reference does).
+Every step stores *all* K actions' parameters (as the reference does), plus any per-step
+module outputs an algorithm asks for (PA-DDPG: the K action scores).
 """
 
 from __future__ import annotations
@@ -12,13 +13,25 @@ import numpy as np
 import tree
 from ray.rllib.core.columns import Columns
 
-from rllib_ext.algorithms.pdqn.action_layout import ActionLayout
-from rllib_ext.algorithms.pdqn.pdqn_learner import ACTION_INDEX, ACTION_PARAMS
+from rllib_ext.algorithms.parameterised.action_layout import ActionLayout
+from rllib_ext.algorithms.parameterised.parameterised_learner import ACTION_INDEX, ACTION_PARAMS
 
 
 class TransitionReplay:
-    def __init__(self, capacity: int, obs_dim: int, num_params: int, *, seed=None):
+    """Column-wise ring buffer of transitions.
+
+    Args:
+        capacity: Transitions kept; the oldest are overwritten.
+        obs_dim: Size of the flat observation.
+        num_params: P, the size of all K actions' parameters together.
+        extra_columns: ``{key: width}`` of per-step ``extra_model_outputs`` to keep (float32).
+        seed: Seed of the sampling RNG.
+    """
+
+    def __init__(self, capacity: int, obs_dim: int, num_params: int, *,
+                 extra_columns: dict[str, int] | None = None, seed=None):
         self.capacity = int(capacity)
+        self.extra_columns = dict(extra_columns or {})
         self.columns = {
             Columns.OBS: np.zeros((capacity, obs_dim), np.float32),
             Columns.NEXT_OBS: np.zeros((capacity, obs_dim), np.float32),
@@ -27,6 +40,8 @@ class TransitionReplay:
             Columns.REWARDS: np.zeros(capacity, np.float32),
             Columns.TERMINATEDS: np.zeros(capacity, np.float32),
         }
+        for key, width in self.extra_columns.items():
+            self.columns[key] = np.zeros((capacity, width), np.float32)
         self.size = 0
         self._next = 0
         self._rng = np.random.default_rng(seed)
@@ -63,7 +78,9 @@ class TransitionReplay:
                       if layout.total_params else np.zeros((steps, 0), np.float32))
             terminated = np.zeros(steps, np.float32)
             terminated[-1] = float(ep.is_terminated)
-            self.add(**{
+            extras = {key: np.asarray(ep.get_extra_model_outputs(key), np.float32)
+                      .reshape(steps, width) for key, width in self.extra_columns.items()}
+            self.add(**extras, **{
                 Columns.OBS: obs[:-1],
                 Columns.NEXT_OBS: obs[1:],
                 ACTION_INDEX: np.asarray(leaves[0]).reshape(steps),

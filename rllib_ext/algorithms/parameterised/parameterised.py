@@ -1,0 +1,347 @@
+"""What every parameterised-action algorithm shares: ``ParameterisedActionConfig`` (action
+layout, replay, ε-greedy schedule, parameter noise, action-gradient strategy, and their
+validation) and ``ParameterisedActionAlgorithm`` (the lean training step).
+
+One ``training_step``: sample ``rollout_fragment_length`` steps per env from the env runners,
+store the transitions in a flat replay (:mod:`.replay`), then take
+``updates_per_env_step`` x (new env steps) gradient steps of ``train_batch_size_per_learner``
+transitions each in one ``learner_group.update`` call, and sync the weights. RLlib's
+EnvRunners, LearnerGroup (several learners too), metrics, checkpoints, evaluation and Tune work
+unchanged.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+from ray.rllib.utils.annotations import override
+from ray.rllib.utils.metrics import (
+    ALL_MODULES,
+    ENV_RUNNER_RESULTS,
+    ENV_RUNNER_SAMPLING_TIMER,
+    LEARNER_RESULTS,
+    LEARNER_UPDATE_TIMER,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    NUM_EPISODES_LIFETIME,
+    REPLAY_BUFFER_ADD_DATA_TIMER,
+    REPLAY_BUFFER_SAMPLE_TIMER,
+    SYNCH_WORKER_WEIGHTS_TIMER,
+    TIMERS,
+)
+
+from rllib_ext.algorithms.parameterised.action_layout import (
+    ActionLayout,
+    layout_from_space,
+    param_boxes,
+)
+from rllib_ext.algorithms.parameterised.parameterised_learner import (
+    NUM_EPISODES_LIFETIME as EPISODES_KEY,
+)
+from rllib_ext.algorithms.parameterised.replay import TransitionReplay
+from rllib_ext.algorithms.spaces import probe_env_spaces
+from rllib_ext.hooks import STRATEGIES
+
+NOISES = ("ou", "gaussian", "uniform", "none")
+DECAY_UNITS = ("episode", "step")
+ACTIVATIONS = ("relu", "leaky_relu", "tanh")
+REPLAY_SIZE_KEY = "replay_size"
+
+
+class ParameterisedActionConfig(AlgorithmConfig):
+    """Knobs shared by :class:`~rllib_ext.PDQNConfig` and :class:`~rllib_ext.PADDPGConfig`.
+
+    Subclasses set ``learning_rate_knobs`` (the names of their per-network step sizes, which
+    replace ``lr``) and ``hidden_knobs`` (their layer-width lists) and add their own knobs.
+    """
+
+    #: Names of the per-network learning rates (``lr`` must stay None).
+    learning_rate_knobs: tuple[str, ...] = ()
+    #: Names of the hidden-layer width lists.
+    hidden_knobs: tuple[str, ...] = ()
+
+    def __init__(self, algo_class=None):
+        super().__init__(algo_class=algo_class)
+        # AlgorithmConfig overrides (the MP-DQN scripts' Platform values).
+        self.gamma = 0.9
+        self.lr = None  # one optimizer per network, each with its own rate
+        self.grad_clip = 10.0
+        self.grad_clip_by = "global_norm"
+        self.rollout_fragment_length = 1
+        self.num_steps_sampled_before_learning_starts = 500
+        # Shared settings.
+        self.activation = "relu"
+        self.initial_params = None
+        self.param_layout = None
+        self.replay_capacity = 10_000
+        self.updates_per_env_step = 1.0
+        self.epsilon_initial = 1.0
+        self.epsilon_final = 0.01
+        self.epsilon_decay_duration = 1000
+        self.epsilon_decay_unit = "episode"
+        self.exploration_noise = "ou"
+        self.ou_theta = 0.15
+        self.ou_sigma = 1e-4
+        self.gaussian_sigma = 0.1
+        self.action_gradient_strategy = "invert"
+
+    @override(AlgorithmConfig)
+    def training(
+        self,
+        *,
+        activation=NotProvided,
+        initial_params=NotProvided,
+        param_layout=NotProvided,
+        replay_capacity=NotProvided,
+        updates_per_env_step=NotProvided,
+        num_steps_sampled_before_learning_starts=NotProvided,
+        epsilon_initial=NotProvided,
+        epsilon_final=NotProvided,
+        epsilon_decay_duration=NotProvided,
+        epsilon_decay_unit=NotProvided,
+        exploration_noise=NotProvided,
+        ou_theta=NotProvided,
+        ou_sigma=NotProvided,
+        gaussian_sigma=NotProvided,
+        action_gradient_strategy=NotProvided,
+        **kwargs,
+    ) -> ParameterisedActionConfig:
+        """Sets the settings every parameterised-action algorithm shares.
+
+        Args:
+            activation: Hidden-layer activation: "relu", "leaky_relu" (slope 0.01) or "tanh".
+            initial_params: Initial action parameters (all K actions, normalised to [-1, 1])
+                carried by a frozen passthrough layer, e.g. [-0.8, -0.97222, 0.86047] for
+                Platform (run(3), hop(10), leap(400)); None = zeros.
+            param_layout: Parameters per discrete action [P_1, ..., P_K], only for a flat
+                ``Tuple(Discrete(K), Box(P))`` action space (entries may be 0).
+            replay_capacity: Transitions kept in replay (10 000 Platform, 20 000 Goal).
+            updates_per_env_step: Replay ratio: gradient steps per sampled env step (1.0 as
+                the reference; 0.25..4).
+            num_steps_sampled_before_learning_starts: Transitions in replay before the first
+                update (500 P-DQN Platform, 128 Goal and PA-DDPG).
+            epsilon_initial: Starting probability of an exploratory discrete action (1.0).
+            epsilon_final: Final exploration probability (0.01).
+            epsilon_decay_duration: Episodes (or env steps) of linear decay (1000 episodes).
+            epsilon_decay_unit: "episode" (reference) or "step".
+            exploration_noise: Parameter exploration. "ou" (reference: Ornstein-Uhlenbeck on
+                the chosen action's parameters, theta 0.15, sigma 1e-4), "gaussian" (sigma
+                ``gaussian_sigma``), "uniform" (resample all parameters uniformly on
+                exploratory steps), "none".
+            ou_theta: OU mean-reversion rate (0.15).
+            ou_sigma: OU noise scale in normalised units (1e-4 reference; up to ~0.2).
+            gaussian_sigma: Std of Gaussian parameter noise (0.05..0.3).
+            action_gradient_strategy: Bound handling of dQ/da before it reaches the actor:
+                "invert" (Hausknecht & Stone, default), "zero", "squash" (tanh-bounded
+                outputs) or "none" (see :mod:`rllib_ext.hooks`).
+            **kwargs: ``AlgorithmConfig.training`` arguments, e.g. ``gamma`` (0.9 Platform,
+                0.95 Goal), ``train_batch_size_per_learner``, ``grad_clip`` (norm clip per
+                network: 10 Platform, 1 Goal).
+        """
+        super().training(**kwargs)
+        self._store_arguments(locals())
+        return self
+
+    def _store_arguments(self, arguments: dict) -> None:
+        """Stores every keyword argument of a ``training()`` under its own name."""
+        for name, value in arguments.items():
+            if name not in ("self", "kwargs", "__class__") and value is not NotProvided:
+                setattr(self, name, value)
+
+    @property
+    @override(AlgorithmConfig)
+    def _model_config_auto_includes(self):
+        return super()._model_config_auto_includes | {
+            "activation": self.activation,
+            "initial_params": self.initial_params,
+            "param_layout": self.param_layout,
+            "squash": self.action_gradient_strategy == "squash",
+            "noise": self.exploration_noise,
+            "ou_theta": self.ou_theta,
+            "ou_sigma": self.ou_sigma,
+            "gaussian_sigma": self.gaussian_sigma,
+            "epsilon_initial": self.epsilon_initial,
+        }
+
+    # ----------------------------------------------------------------------------- validation
+    def check_choice(self, name: str, options) -> None:
+        if getattr(self, name) not in options:
+            self._value_error(
+                f"{name}={getattr(self, name)!r} is not one of {list(options)}; "
+                f"call config.training({name}=...) with one of them."
+            )
+
+    def check_positive(self, name: str, *, allow_zero=False, at_most=None) -> None:
+        value = getattr(self, name)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+            value >= 0 if allow_zero else value > 0) and (at_most is None or value <= at_most)
+        if not ok:
+            bound = f" and <= {at_most}" if at_most is not None else ""
+            self._value_error(
+                f"{name}={value!r} must be {'>= 0' if allow_zero else '> 0'}{bound}; "
+                f"fix it with config.training({name}=...)."
+            )
+
+    @override(AlgorithmConfig)
+    def validate(self) -> None:
+        super().validate()
+        algo = self.algo_class.__name__ if self.algo_class else type(self).__name__
+        if self.framework_str != "torch":
+            self._value_error(
+                f"{algo} supports framework='torch' only; call config.framework('torch')."
+            )
+        if self.lr is not None:
+            rates = ", ".join(f"{name}=..." for name in self.learning_rate_knobs)
+            self._value_error(
+                f"lr={self.lr} is not used: {algo} has one optimizer per network; set "
+                f"config.training({rates}) and leave lr=None."
+            )
+        self.check_choice("exploration_noise", NOISES)
+        self.check_choice("epsilon_decay_unit", DECAY_UNITS)
+        self.check_choice("action_gradient_strategy", STRATEGIES)
+        self.check_choice("activation", ACTIVATIONS)
+        for name in (*self.learning_rate_knobs, "updates_per_env_step", "ou_theta",
+                     "gaussian_sigma"):
+            self.check_positive(name)
+        self.check_positive("ou_sigma", allow_zero=True)
+        for name in ("epsilon_initial", "epsilon_final"):
+            self.check_positive(name, allow_zero=True, at_most=1.0)
+        if not 0.0 <= self.gamma <= 1.0:
+            self._value_error(f"gamma={self.gamma} is outside [0, 1]; e.g. training(gamma=0.9).")
+        for name in self.hidden_knobs:
+            widths = getattr(self, name)
+            if not isinstance(widths, (list, tuple)) or not all(
+                isinstance(w, int) and w > 0 for w in widths
+            ):
+                self._value_error(f"{name}={widths!r} must be a list of positive ints, e.g. [128].")
+        if int(self.replay_capacity) < self.train_batch_size_per_learner:
+            self._value_error(
+                f"replay_capacity={self.replay_capacity} is smaller than one batch "
+                f"({self.train_batch_size_per_learner}); raise it, e.g. replay_capacity=10000."
+            )
+        if self.num_steps_sampled_before_learning_starts > self.replay_capacity:
+            self._value_error(
+                f"num_steps_sampled_before_learning_starts="
+                f"{self.num_steps_sampled_before_learning_starts} exceeds replay_capacity="
+                f"{self.replay_capacity}: learning would never start. Lower it or raise "
+                "replay_capacity."
+            )
+        if self.num_steps_sampled_before_learning_starts < self.train_batch_size_per_learner:
+            self._value_error(
+                f"num_steps_sampled_before_learning_starts="
+                f"{self.num_steps_sampled_before_learning_starts} must be at least one batch "
+                f"({self.train_batch_size_per_learner}) so the first update has data."
+            )
+        if self.is_multi_agent:
+            self._value_error(
+                f"{algo} supports single-agent envs only; remove config.multi_agent()."
+            )
+        if self.env is not None:
+            self.validate_spaces(*probe_env_spaces(self))
+
+    def validate_spaces(self, observation_space: gym.Space, action_space: gym.Space) -> None:
+        """Rejects spaces the networks cannot handle, with the accepted forms and the fix."""
+        algo = self.algo_class.__name__ if self.algo_class else type(self).__name__
+        if not (isinstance(observation_space, gym.spaces.Box)
+                and len(observation_space.shape) == 1):
+            self._value_error(
+                f"{algo} needs a 1-D Box observation space, got {observation_space}. For the "
+                "Platform and Goal envs use env_config={'scale': True}; otherwise flatten the "
+                "observations (e.g. gymnasium.wrappers.FlattenObservation)."
+            )
+        try:
+            layout = layout_from_space(action_space, self.param_layout)
+        except ValueError as e:
+            self._value_error(str(e))
+        if layout.total_params == 0:
+            self._value_error(f"{action_space} has no continuous parameters; use DQN instead.")
+        if not self.normalize_actions:
+            boxes = [action_space.spaces[1]] if layout.form == "flat_box" else param_boxes(
+                action_space, layout)
+            if any(np.any(b.low != -1) or np.any(b.high != 1) for b in boxes):
+                self._value_error(
+                    "The learner works in [-1, 1] parameter units; keep "
+                    "config.environment(normalize_actions=True) (the default) or give the env "
+                    "parameter Boxes in [-1, 1]."
+                )
+        if self.initial_params is not None and len(self.initial_params) != layout.total_params:
+            self._value_error(
+                f"initial_params has {len(self.initial_params)} values but the action space has "
+                f"{layout.total_params} parameters ({list(layout.param_dims)} per action)."
+            )
+
+
+class ParameterisedActionAlgorithm(Algorithm):
+    """The lean training step over a :class:`TransitionReplay` (see the module docstring)."""
+
+    def replay_extra_columns(self, layout: ActionLayout) -> dict[str, int]:
+        """``{extra_model_outputs key: width}`` the replay keeps besides the transition."""
+        return {}
+
+    @override(Algorithm)
+    def setup(self, config: ParameterisedActionConfig) -> None:
+        super().setup(config)
+        obs_space, action_space = probe_env_spaces(self.config)
+        self.action_layout = layout_from_space(action_space, self.config.param_layout)
+        self.replay = TransitionReplay(
+            self.config.replay_capacity, int(np.prod(obs_space.shape)),
+            self.action_layout.total_params,
+            extra_columns=self.replay_extra_columns(self.action_layout), seed=self.config.seed,
+        )
+        self._update_credit = 0.0  # fractional gradient steps owed (updates_per_env_step)
+
+    @override(Algorithm)
+    def training_step(self) -> None:
+        cfg = self.config
+        with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
+            episodes, env_runner_results = synchronous_parallel_sample(
+                worker_set=self.env_runner_group,
+                concat=True,
+                sample_timeout_s=cfg.sample_timeout_s,
+                _uses_new_env_runners=True,
+                _return_metrics=True,
+            )
+        self.metrics.aggregate(env_runner_results, key=ENV_RUNNER_RESULTS)
+        with self.metrics.log_time((TIMERS, REPLAY_BUFFER_ADD_DATA_TIMER)):
+            new_steps = self.replay.add_episodes(episodes, self.action_layout)
+        self.metrics.log_value(REPLAY_SIZE_KEY, len(self.replay), window=1)
+
+        env_steps = self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME),
+                                      default=0)
+        # Counted on the replay, not the lifetime steps: the replay is not checkpointed, so a
+        # restored algorithm refills it before learning again.
+        if len(self.replay) < cfg.num_steps_sampled_before_learning_starts:
+            return
+        self._update_credit += new_steps * cfg.updates_per_env_step
+        num_updates = int(self._update_credit)
+        if num_updates == 0:
+            return
+        self._update_credit -= num_updates
+
+        batch_size = cfg.total_train_batch_size
+        with self.metrics.log_time((TIMERS, REPLAY_BUFFER_SAMPLE_TIMER)):
+            data = self.replay.sample(num_updates * batch_size)
+        with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+            learner_results = self.learner_group.update(
+                batch=MultiAgentBatch({"default_policy": SampleBatch(data)},
+                                      env_steps=num_updates * batch_size),
+                # Consecutive minibatches of one batch each: num_updates gradient steps.
+                minibatch_size=cfg.train_batch_size_per_learner,
+                num_epochs=1,
+                shuffle_batch_per_epoch=False,
+                timesteps={
+                    NUM_ENV_STEPS_SAMPLED_LIFETIME: env_steps,
+                    EPISODES_KEY: self.metrics.peek(
+                        (ENV_RUNNER_RESULTS, NUM_EPISODES_LIFETIME), default=0),
+                },
+            )
+            self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
+        with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
+            self.env_runner_group.sync_weights(
+                from_worker_or_learner_group=self.learner_group,
+                policies=set(learner_results[0].keys()) - {ALL_MODULES},
+                inference_only=True,
+            )
