@@ -13,6 +13,7 @@ from typing import Any
 ALGORITHMS: dict[str, str] = {
     "PG": "rllib_ext.algorithms.pg.pg:PG",
     "PDQN": "rllib_ext.algorithms.pdqn.pdqn:PDQN",
+    "PADDPG": "rllib_ext.algorithms.paddpg.paddpg:PADDPG",
 }
 
 #: Environment id -> (entry point "module:Class", gymnasium.register kwargs). Each id is

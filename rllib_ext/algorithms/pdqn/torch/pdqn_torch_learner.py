@@ -15,6 +15,10 @@ from rllib_ext.algorithms.parameterised.parameterised_learner import (
     PARAM_LOW,
 )
 from rllib_ext.algorithms.parameterised.torch.networks import polyak_update
+from rllib_ext.algorithms.parameterised.torch.parameterised_torch_learner import (
+    ParameterisedActionTorchLearner,
+    fraction_out_of_bounds,
+)
 from rllib_ext.algorithms.pdqn.pdqn_learner import (
     ACTION_GRAD_NORM_KEY,
     PARAM_LOSS_KEY,
@@ -27,18 +31,11 @@ from rllib_ext.algorithms.pdqn.pdqn_learner import (
 from rllib_ext.hooks import ActionGradientHook
 
 
-class PDQNTorchLearner(PDQNLearner, TorchLearner):
+class PDQNTorchLearner(PDQNLearner, ParameterisedActionTorchLearner):
     """Two optimizers per module: ``"q"`` (Q-network, ``lr_q``) and ``"param"`` (parameter
-    network, ``lr_param``); soft target updates after every gradient step."""
-
-    @override(TorchLearner)
-    def build(self) -> None:
-        super().build()
-        self.action_gradient_hook = self.make_action_gradient_hook()
-
-    def make_action_gradient_hook(self) -> ActionGradientHook:
-        """Override to plug in a custom action-gradient rule."""
-        return ActionGradientHook(self.config.action_gradient_strategy)
+    network, ``lr_param``); soft target updates after every gradient step. The
+    action-gradient hook (``make_action_gradient_hook``, overridable) comes from the base
+    class."""
 
     @override(TorchLearner)
     def configure_optimizers_for_module(self, module_id, config=None) -> None:
@@ -117,8 +114,7 @@ def compute_pdqn_losses(module, batch, config, hook: ActionGradientHook):
         Q_MEAN_KEY: q_taken.mean().detach(),
         TARGET_MEAN_KEY: y.mean(),
         ACTION_GRAD_NORM_KEY: dq_dx.norm(dim=-1).mean(),
-        PARAMS_OUT_OF_BOUNDS_KEY: ((x.detach() < PARAM_LOW) | (x.detach() > PARAM_HIGH))
-        .float().mean(),
+        PARAMS_OUT_OF_BOUNDS_KEY: fraction_out_of_bounds(x, PARAM_LOW, PARAM_HIGH),
     }
     return q_loss, param_loss, stats
 

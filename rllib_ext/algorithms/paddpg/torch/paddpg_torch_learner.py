@@ -1,0 +1,128 @@
+"""Torch losses of PA-DDPG (Hausknecht & Stone 2016, "Deep Reinforcement Learning in
+Parameterized Action Space"): DDPG over the actor's discrete-action scores and parameters, with
+the action-gradient hook (inverting gradients by default) on both."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.learner.torch.torch_learner import TorchLearner
+from ray.rllib.utils.annotations import override
+
+from rllib_ext.algorithms.paddpg.paddpg_learner import (
+    ACTION_GRAD_NORM_KEY,
+    ACTION_SCORES,
+    ACTOR_LOSS_KEY,
+    CRITIC_LOSS_KEY,
+    PARAMS_OUT_OF_BOUNDS_KEY,
+    Q_MEAN_KEY,
+    SCORES_OUT_OF_BOUNDS_KEY,
+    TARGET_MEAN_KEY,
+    PADDPGLearner,
+)
+from rllib_ext.algorithms.parameterised.parameterised_learner import (
+    ACTION_PARAMS,
+    PARAM_HIGH,
+    PARAM_LOW,
+)
+from rllib_ext.algorithms.parameterised.torch.networks import polyak_update
+from rllib_ext.algorithms.parameterised.torch.parameterised_torch_learner import (
+    ParameterisedActionTorchLearner,
+    fraction_out_of_bounds,
+)
+from rllib_ext.hooks import ActionGradientHook
+
+#: Bounds of the discrete-action scores for the action-gradient hook (the reference's [-1, 1]).
+SCORE_LOW, SCORE_HIGH = -1.0, 1.0
+
+
+class PADDPGTorchLearner(PADDPGLearner, ParameterisedActionTorchLearner):
+    """Two optimizers per module: ``"critic"`` (``lr_critic``) and ``"actor"`` (``lr_actor``);
+    soft target updates of both after every gradient step. The action-gradient hook
+    (``make_action_gradient_hook``, overridable) comes from the base class."""
+
+    @override(TorchLearner)
+    def configure_optimizers_for_module(self, module_id, config=None) -> None:
+        module = self.module[module_id].unwrapped()
+        self.register_optimizer(
+            module_id=module_id, optimizer_name="critic",
+            optimizer=torch.optim.Adam(module.critic.parameters()),
+            params=list(module.critic.parameters()), lr_or_lr_schedule=config.lr_critic,
+        )
+        # The frozen passthrough layer is not optimised.
+        trainable = [p for p in module.actor.parameters() if p.requires_grad]
+        self.register_optimizer(
+            module_id=module_id, optimizer_name="actor",
+            optimizer=torch.optim.Adam(trainable), params=trainable,
+            lr_or_lr_schedule=config.lr_actor,
+        )
+
+    @override(TorchLearner)
+    def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
+        module = self.module[module_id].unwrapped()
+        critic_loss, actor_loss, stats = compute_paddpg_losses(
+            module, batch, config, self.action_gradient_hook
+        )
+        self.metrics.log_dict(
+            {CRITIC_LOSS_KEY: critic_loss.detach(), ACTOR_LOSS_KEY: actor_loss.detach(),
+             **stats},
+            key=module_id,
+            window=1,
+        )
+        # One backward serves both optimizers: critic_loss only reaches the critic (the
+        # replayed scores/parameters are data) and actor_loss only reaches the actor (dQ/da is
+        # taken on a detached leaf copy).
+        return critic_loss + actor_loss
+
+    @override(TorchLearner)
+    def apply_gradients(self, gradients_dict) -> None:
+        super().apply_gradients(gradients_dict)
+        for module_id in self.module.keys():
+            cfg = self.config.get_config_for_module(module_id)
+            module = self.module[module_id].unwrapped()
+            polyak_update(module.critic, module.target_critic, cfg.tau_critic)
+            polyak_update(module.actor, module.target_actor, cfg.tau_actor)
+
+
+def compute_paddpg_losses(module, batch, config, hook: ActionGradientHook):
+    """(critic_loss, actor_loss, stats) of one PA-DDPG update on ``batch`` (dict of tensors)."""
+    obs, next_obs = batch[Columns.OBS], batch[Columns.NEXT_OBS]
+    not_done = 1.0 - batch[Columns.TERMINATEDS].float()
+
+    # --- critic: TD regression (DDPG, Lillicrap et al. 2016, Eq. 4-6) --------------------------
+    #   y = r + gamma * Q_target(s', mu_target(s'))
+    # with mu = (scores, parameters) from the *target* actor; no gradient flows into y.
+    with torch.no_grad():
+        next_q = module.target_critic(next_obs, *module.target_actor(next_obs))
+        y = batch[Columns.REWARDS] + config.gamma * not_done * next_q
+    # Q(s, a) with the scores and all K parameter vectors *stored in replay*.
+    q = module.critic(obs, batch[ACTION_SCORES], batch[ACTION_PARAMS])
+    critic_loss = F.mse_loss(q, y)
+
+    # --- actor: deterministic policy gradient through bounded outputs (H&S 2016, Sec. 4.3) -----
+    #   grad_theta J = E_s[ dQ/da(s, a) * da/dtheta ],  a = mu_theta(s) = (scores, params)
+    scores, params = module.actor(obs)
+    # Leaf copies: dQ/da is taken w.r.t. them, so the critic's weights get no gradient from
+    # this loss (the reference zeroes the critic's gradients after the same backward).
+    scores_leaf = scores.detach().requires_grad_(True)
+    params_leaf = params.detach().requires_grad_(True)
+    objective = module.critic(obs, scores_leaf, params_leaf).mean()
+    dq_dscores, dq_dparams = torch.autograd.grad(objective, (scores_leaf, params_leaf))
+    # Bound handling on *both* parts, before the chain rule (the reference inverts the
+    # gradients of the scores with bounds [-1, 1] and of the parameters with theirs).
+    dq_dscores = hook(dq_dscores, scores_leaf.detach(), SCORE_LOW, SCORE_HIGH)
+    dq_dparams = hook(dq_dparams, params_leaf.detach(), PARAM_LOW, PARAM_HIGH)
+    # Surrogate whose gradient w.r.t. theta is -(dQ/da . da/dtheta): minimising it ascends Q
+    # (sign flip). dQ/da is data, (scores, params) carry the graph into the actor. Summed over
+    # the batch: dQ/da already carries the 1/B of the mean above.
+    actor_loss = -((dq_dscores * scores).sum() + (dq_dparams * params).sum())
+    stats = {
+        Q_MEAN_KEY: q.mean().detach(),
+        TARGET_MEAN_KEY: y.mean(),
+        ACTION_GRAD_NORM_KEY: torch.cat([dq_dscores, dq_dparams], dim=-1).norm(dim=-1).mean(),
+        PARAMS_OUT_OF_BOUNDS_KEY: fraction_out_of_bounds(params, PARAM_LOW, PARAM_HIGH),
+        SCORES_OUT_OF_BOUNDS_KEY: fraction_out_of_bounds(scores, SCORE_LOW, SCORE_HIGH),
+    }
+    return critic_loss, actor_loss, stats
+
