@@ -17,9 +17,10 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@
 
-## The main job: REINFORCE on CartPole-v1 on an embedded local Ray.
+## The main job: MP-DQN on Platform (the reference's settings, 10k env steps) on an embedded
+## local Ray, ending with the greedy evaluation (1000 episodes) and a GIF of one greedy episode.
 train: $(STAMP)
-	$(BIN)/rllib-ext train configs/pg/cartpole.yaml
+	$(BIN)/rllib-ext train configs/pdqn/platform.yaml --gif tune_runs/mpdqn_platform.gif
 
 ## The fast test tier (what CI runs).
 test: $(STAMP)

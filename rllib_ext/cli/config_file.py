@@ -29,6 +29,7 @@ Every mistake raises :class:`ConfigError` naming the key, the value and the vali
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +97,7 @@ class Experiment:
     def build_config(self, *, seed: int | None = None, overrides: dict | None = None):
         """A fresh, validated AlgorithmConfig. ``overrides``: section -> kwargs applied last."""
         config = self.algorithm_class().get_default_config()
-        config.environment(self.env, env_config=dict(self.env_config))
+        config.environment(_env_class(self.env) or self.env, env_config=dict(self.env_config))
         for section, kwargs in _merge_sections(self.sections, overrides or {}).items():
             if section == "callbacks":  # "module:Class" strings name callback classes
                 kwargs = {k: _load_object(k, v) for k, v in kwargs.items()}
@@ -255,12 +256,26 @@ def _check_algorithm(where: str, name: str):
         )
 
 
+def _env_class(env_id: str):
+    """The class a ``"package.module.Class"`` env names, else None (ids stay strings)."""
+    import gymnasium as gym
+
+    module, _, name = env_id.rpartition(".")
+    if not module or env_id in gym.envs.registry:
+        return None
+    try:
+        obj = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return None
+    return obj if isinstance(obj, type) and issubclass(obj, gym.Env) else None
+
+
 def _check_env(where: str, env_id: str) -> None:
     import gymnasium as gym
     from ray.tune.registry import ENV_CREATOR, _global_registry
 
     if (
-        "." in env_id
+        _env_class(env_id) is not None
         or env_id in gym.envs.registry
         or _global_registry.contains(ENV_CREATOR, env_id)
     ):

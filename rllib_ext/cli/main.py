@@ -7,12 +7,16 @@ file, arguments, paths); bad input prints one message and no traceback.
 from __future__ import annotations
 
 import argparse
+import numbers
 import sys
 from pathlib import Path
 
 from rllib_ext.cli.quiet import quiet_ray
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: Result keys of RLlib's (greedy, by default) evaluation runs.
+EVALUATION_RETURN_KEY = "evaluation/env_runners/episode_return_mean"
+EVALUATION_EPISODES_KEY = "evaluation/env_runners/num_episodes"
 
 
 class UsageError(Exception):
@@ -46,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, help="Random seed (config.debugging(seed=...)).")
     t.add_argument("--num-env-runners", type=int, metavar="N",
                    help="Override config.env_runners(num_env_runners=N).")
+    t.add_argument("--gif", metavar="PATH",
+                   help="After training, record one greedy episode of the final checkpoint as "
+                        "an animated GIF (env must accept render_mode='rgb_array').")
 
     tu = sub.add_parser("tune", parents=[cluster, storage, budget],
                         help="Run the config's Tune search space (tune: section).")
@@ -97,6 +104,8 @@ def _cmd_train(args) -> int:
     from rllib_ext.cli.config_file import ENV_STEPS_KEY, load_experiment
     from rllib_ext.cli.progress import format_duration, lookup
 
+    if args.gif and not args.gif.lower().endswith(".gif"):
+        raise UsageError(f"--gif needs a path ending in .gif, got {args.gif!r}.")
     exp = load_experiment(args.config)
     overrides = {}
     if args.num_env_runners is not None:
@@ -120,6 +129,17 @@ def _cmd_train(args) -> int:
         f"\ndone: {int(lookup(m, ENV_STEPS_KEY, 0)):,} env steps in "
         f"{format_duration(m.get('time_total_s', 0))}, episode_return_mean {shown}"
     )
+    greedy = lookup(m, EVALUATION_RETURN_KEY)
+    if isinstance(greedy, numbers.Real):
+        episodes = lookup(m, EVALUATION_EPISODES_KEY)
+        count = f" over {int(episodes):,} episodes" if isinstance(episodes, numbers.Real) else ""
+        print(f"greedy evaluation (last iteration): episode_return_mean {greedy:.3f}{count}")
+    if args.gif:
+        from rllib_ext.evaluation import evaluate_checkpoint
+
+        returns, lengths = evaluate_checkpoint(outcome.checkpoint, num_episodes=1, gif=args.gif)
+        print(f"gif:         {Path(args.gif).resolve()} (one greedy episode: return "
+              f"{returns[0]:.3f}, {lengths[0]} steps)")
     print(f"results:     {outcome.path}")
     print(f"checkpoint:  {outcome.checkpoint}")
     print(f"tensorboard: tensorboard --logdir {exp_dir}")

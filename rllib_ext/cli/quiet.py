@@ -28,6 +28,8 @@ def quiet_ray() -> None:
     # still prints an experiment banner).
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    # `evaluate` and `train --gif` build env runners in this process too.
+    warnings.filterwarnings("ignore", message=".*Overriding environment rllib-single-agent-env")
     for name in ("ray", "ray.rllib", "ray.tune", "ray.train"):
         logging.getLogger(name).setLevel(logging.ERROR)
 

@@ -190,3 +190,32 @@ def test_evaluate_writes_a_gif(ray_session, tmp_path, capsys):
     assert f"gif: {gif}" in capsys.readouterr().out
     with Image.open(gif) as image:
         assert image.size == (8, 8) and image.n_frames == 2  # reset frame + one step
+
+
+def test_train_ends_with_the_greedy_evaluation_and_a_gif(ray_session, tmp_path, capsys):
+    from PIL import Image
+
+    text = textwrap.dedent(
+        """
+        algorithm: PG
+        env: tests.cli.test_cli.RenderableBandit
+        config:
+          training: {train_batch_size_per_learner: 16}
+          env_runners: {num_env_runners: 0}
+          rl_module: {model_config: {fcnet_hiddens: [4]}}
+          evaluation: {evaluation_interval: 1, evaluation_duration: 5,
+                       evaluation_duration_unit: episodes}
+        stop: {training_iteration: 1}
+        """
+    )
+    gif = tmp_path / "episode.gif"
+    code = main(["train", str(_write(tmp_path, text)), "--storage", str(tmp_path / "runs"),
+                 "--gif", str(gif)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "greedy evaluation (last iteration): episode_return_mean" in out
+    assert "over 5 episodes" in out
+    assert f"gif:         {gif} (one greedy episode: return" in out
+    with Image.open(gif) as image:
+        assert image.n_frames == 2
+    assert main(["train", str(_write(tmp_path, text)), "--gif", "out.png"]) == 2
