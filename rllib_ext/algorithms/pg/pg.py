@@ -3,11 +3,13 @@
 One iteration samples complete episodes (at least ``train_batch_size_per_learner`` env steps
 per learner), computes discounted reward-to-go and a baseline per episode on the driver, takes
 one gradient step on ``-mean(log pi(a|s) * (G - b))`` and syncs the new weights to the env
-runners.
+runners. With ``off_policy_reuse=M`` the step also uses the previous M batches, importance
+weighted against the behaviour log-probs the env runners recorded when sampling them.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import gymnasium as gym
@@ -28,6 +30,7 @@ from ray.rllib.utils.metrics import (
 )
 
 from rllib_ext.algorithms.pg.advantages import BASELINES, add_advantages_to_episodes
+from rllib_ext.algorithms.pg.importance_sampling import IMPORTANCE_SAMPLING_MODES
 from rllib_ext.algorithms.spaces import probe_env_spaces
 
 
@@ -60,29 +63,66 @@ class PGConfig(AlgorithmConfig):
         # REINFORCE sums rewards to the end of the episode: only whole episodes are usable.
         self.batch_mode = "complete_episodes"
         # PG-specific settings.
+        self.reward_to_go = True
         self.baseline = "mean"
         self.normalize_advantages = True
+        self.off_policy_reuse = 0
+        self.importance_sampling = "per_decision"
+        self.is_clip = None
+        self.is_self_normalize = False
 
     @override(AlgorithmConfig)
     def training(
         self,
         *,
+        reward_to_go: bool | None = NotProvided,
         baseline: str | None = NotProvided,
         normalize_advantages: bool | None = NotProvided,
+        off_policy_reuse: int | None = NotProvided,
+        importance_sampling: str | None = NotProvided,
+        is_clip: float | None = NotProvided,
+        is_self_normalize: bool | None = NotProvided,
         **kwargs,
     ) -> PGConfig:
         """Sets the training-related configuration.
 
         Args:
+            reward_to_go: Weight the score at step t with the rewards from t on, G_t (default,
+                "causality"), instead of the whole return R(tau) of the episode. Both are
+                unbiased; reward-to-go drops the earlier rewards' pure noise. ``False`` exists
+                for variance studies (benchmarks/pg_variance.py).
             baseline: What to subtract from the reward-to-go G_t before weighting the score
                 function. ``"none"``: plain reward-to-go (unbiased, highest variance).
                 ``"mean"`` (default): the batch mean of G_t over all steps. ``"time_mean"``: the
                 mean of G_t over the batch's episodes at the same time step t, which tracks the
-                shrinking return-to-go late in long episodes. Both baselines use the same batch
-                they correct (a slight bias of order 1/batch episodes, standard practice).
+                shrinking return-to-go late in long episodes. ``"optimal"``: the per-parameter
+                variance-optimal b_k = E[g_k h_k] / E[g_k^2] from per-trajectory score
+                gradients g (E[g_k^2 R] / E[g_k^2] without reward-to-go), computed in the
+                learner with torch.func per-step gradients: about one extra forward+backward
+                pass per step (see torch/score_gradients.py); needs
+                ``normalize_advantages=False``. With several learners each estimates b from
+                its own shard of episodes. All baselines use the same batch they correct (a
+                bias of order 1/batch episodes, standard practice).
             normalize_advantages: Shift and scale the batch's advantages to mean 0 and std 1
                 after the baseline. Makes the step size independent of the reward scale; on
                 by default. Turn off to get the textbook estimator (e.g. for variance studies).
+            off_policy_reuse: M >= 0. Each gradient step also uses the last M batches, sampled
+                by older policies, importance weighted by ``importance_sampling``: M + 1 times
+                the data per step at the same env steps. 0 (default) is plain on-policy
+                REINFORCE. Typical 1..4; the stored batches are not checkpointed.
+            importance_sampling: How reused episodes are weighted, with rho_t = pi(a_t|s_t) /
+                mu(a_t|s_t) against the behaviour log-probs recorded at sampling time.
+                ``"trajectory"``: the product of all the episode's ratios (unbiased, variance
+                exponential in the episode length). ``"per_decision"`` (default): causal
+                products, ratios up to t for the score and reward at t (unbiased, lower
+                variance; needs reward_to_go). ``"per_step"``: rho_t only, ignoring the change
+                of state distribution (biased, lowest variance). See importance_sampling.py.
+            is_clip: Truncate every importance weight at this value (None: no truncation).
+                Bounds the variance at the cost of a bias towards the old policies; 1..10
+                typical. Requires off_policy_reuse > 0.
+            is_self_normalize: Divide the weights by their batch mean (weighted importance
+                sampling): consistent, slightly biased, robust to huge weights. Requires
+                off_policy_reuse > 0.
             **kwargs: Any ``AlgorithmConfig.training`` argument. The ones PG reads: ``lr``
                 (Adam step size; 1e-4..1e-2 for small MLPs), ``gamma`` (discount, 0.9..1.0),
                 ``train_batch_size_per_learner`` (env steps per learner per update, rounded up to
@@ -92,10 +132,17 @@ class PGConfig(AlgorithmConfig):
             This updated PGConfig.
         """
         super().training(**kwargs)
-        if baseline is not NotProvided:
-            self.baseline = baseline
-        if normalize_advantages is not NotProvided:
-            self.normalize_advantages = normalize_advantages
+        for name, value in (
+            ("reward_to_go", reward_to_go),
+            ("baseline", baseline),
+            ("normalize_advantages", normalize_advantages),
+            ("off_policy_reuse", off_policy_reuse),
+            ("importance_sampling", importance_sampling),
+            ("is_clip", is_clip),
+            ("is_self_normalize", is_self_normalize),
+        ):
+            if value is not NotProvided:
+                setattr(self, name, value)
         return self
 
     @property
@@ -129,7 +176,8 @@ class PGConfig(AlgorithmConfig):
             )
         if self.batch_mode != "complete_episodes":
             self._value_error(
-                f"PG needs whole episodes to compute reward-to-go, got "
+                f"PG needs whole episodes to compute reward-to-go and importance products "
+                f"(importance_sampling={self.importance_sampling!r}), got "
                 f"batch_mode={self.batch_mode!r}; "
                 "call config.env_runners(batch_mode='complete_episodes')."
             )
@@ -138,10 +186,20 @@ class PGConfig(AlgorithmConfig):
                 f"Unknown baseline={self.baseline!r}; "
                 f"call config.training(baseline=...) with one of {list(BASELINES)}."
             )
-        if not isinstance(self.normalize_advantages, bool):
+        for name in ("reward_to_go", "normalize_advantages", "is_self_normalize"):
+            if not isinstance(getattr(self, name), bool):
+                self._value_error(
+                    f"{name} must be True or False, got {getattr(self, name)!r}; "
+                    f"call config.training({name}=True) or ({name}=False)."
+                )
+        if self.baseline == "optimal" and self.normalize_advantages:
             self._value_error(
-                f"normalize_advantages must be True or False, got {self.normalize_advantages!r}."
+                "baseline='optimal' computes its own per-parameter baseline in the learner; "
+                "normalize_advantages=True would subtract the batch mean first. Call "
+                "config.training(baseline='optimal', normalize_advantages=False) (and tune lr "
+                "to the reward scale)."
             )
+        self._validate_off_policy_reuse()
         if not 0.0 <= self.gamma <= 1.0:
             self._value_error(
                 f"gamma={self.gamma} is outside [0, 1]; call config.training(gamma=0.99) or "
@@ -172,6 +230,49 @@ class PGConfig(AlgorithmConfig):
         if self.env is not None:
             self._validate_action_space(probe_env_spaces(self)[1])
 
+    def _validate_off_policy_reuse(self) -> None:
+        m = self.off_policy_reuse
+        if isinstance(m, bool) or not isinstance(m, int) or m < 0:
+            self._value_error(
+                f"off_policy_reuse={m!r} must be an integer >= 0 (number of past batches to "
+                "reuse); call config.training(off_policy_reuse=0) for on-policy PG or e.g. "
+                "off_policy_reuse=2."
+            )
+        if self.importance_sampling not in IMPORTANCE_SAMPLING_MODES:
+            self._value_error(
+                f"Unknown importance_sampling={self.importance_sampling!r}; call "
+                "config.training(importance_sampling=...) with one of "
+                f"{list(IMPORTANCE_SAMPLING_MODES)}."
+            )
+        if self.is_clip is not None and (
+            isinstance(self.is_clip, bool)
+            or not isinstance(self.is_clip, (int, float))
+            or not self.is_clip > 0
+        ):
+            self._value_error(
+                f"is_clip={self.is_clip!r} must be None or a number > 0; e.g. "
+                "config.training(is_clip=5.0)."
+            )
+        if m == 0 and (self.is_clip is not None or self.is_self_normalize):
+            self._value_error(
+                f"is_clip={self.is_clip!r} / is_self_normalize={self.is_self_normalize!r} only "
+                "act on reused data, but off_policy_reuse=0; set off_policy_reuse >= 1 or "
+                "remove them."
+            )
+        if m > 0 and self.importance_sampling == "per_decision" and not self.reward_to_go:
+            self._value_error(
+                "importance_sampling='per_decision' weights each reward by the ratios up to "
+                "its own step, which is the reward-to-go form; set reward_to_go=True or use "
+                "importance_sampling='trajectory'."
+            )
+        if m > 0 and self.importance_sampling != "per_step" and self.num_learners > 1:
+            self._value_error(
+                f"importance_sampling={self.importance_sampling!r} multiplies ratios over whole "
+                f"episodes, but with num_learners={self.num_learners} RLlib may split an "
+                "episode across learners; use config.learners(num_learners=1) or "
+                "importance_sampling='per_step'."
+            )
+
     def _validate_action_space(self, action_space: gym.Space) -> None:
         supported = isinstance(action_space, gym.spaces.Discrete) or (
             isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1
@@ -184,12 +285,20 @@ class PGConfig(AlgorithmConfig):
 
 
 class PG(Algorithm):
-    """REINFORCE with reward-to-go and an optional baseline. Tune name: ``"PG"``."""
+    """REINFORCE with reward-to-go, baselines and optional importance-weighted reuse of past
+    batches. Tune name: ``"PG"``."""
 
     @classmethod
     @override(Algorithm)
     def get_default_config(cls) -> PGConfig:
         return PGConfig()
+
+    @override(Algorithm)
+    def setup(self, config) -> None:
+        super().setup(config)
+        # The last off_policy_reuse batches (lists of complete episodes), newest first. Each
+        # episode keeps the behaviour log-probs its env runner recorded (Columns.ACTION_LOGP).
+        self._past_batches: deque[list] = deque(maxlen=self.config.off_policy_reuse)
 
     @override(Algorithm)
     def training_step(self) -> None:
@@ -205,18 +314,29 @@ class PG(Algorithm):
             return
         self.metrics.aggregate(env_runner_results, key=ENV_RUNNER_RESULTS)
 
+        # Fresh episodes first (age 0), then the stored batches, newest first (age 1, 2, ...).
+        batch = list(episodes)
+        ages = [0] * len(episodes)
+        for age, past in enumerate(self._past_batches, start=1):
+            batch.extend(past)
+            ages.extend([age] * len(past))
+        if self.config.off_policy_reuse > 0:
+            self._past_batches.appendleft(episodes)
+
         # Reward-to-go, baseline and advantages over the *whole* batch, before the LearnerGroup
         # shards (and possibly slices) the episodes across learners.
         add_advantages_to_episodes(
-            episodes,
+            batch,
             gamma=self.config.gamma,
             baseline=self.config.baseline,
             normalize=self.config.normalize_advantages,
+            reward_to_go=self.config.reward_to_go,
+            ages=ages,
         )
 
         with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
             learner_results = self.learner_group.update(
-                episodes=episodes,
+                episodes=batch,
                 timesteps={
                     NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
                         (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME)

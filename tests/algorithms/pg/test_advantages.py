@@ -13,7 +13,14 @@ from rllib_ext.algorithms.pg.advantages import (
     compute_baselines,
     discounted_reward_to_go,
 )
-from rllib_ext.algorithms.pg.pg_learner import ADVANTAGES, BASELINE, RETURNS_TO_GO
+from rllib_ext.algorithms.pg.pg_learner import (
+    ADVANTAGE_SCALE,
+    ADVANTAGES,
+    BASELINE,
+    DATA_AGE,
+    RETURNS_TO_GO,
+    TRAJECTORY_ID,
+)
 
 
 def test_reward_to_go_by_hand():
@@ -41,7 +48,7 @@ def test_reward_to_go_satisfies_bellman_recursion(seed):
 
 def test_two_episodes_never_mix():
     # Episode A [1, 1, 1], episode B [1, 1]: each sums only its own rewards.
-    _, rtg, _ = compute_advantages([[1, 1, 1], [1, 1]], gamma=0.99, baseline="none",
+    _, rtg, _, _ = compute_advantages([[1, 1, 1], [1, 1]], gamma=0.99, baseline="none",
                                    normalize=False)
     np.testing.assert_allclose(rtg[0], [2.9701, 1.99, 1.0])
     np.testing.assert_allclose(rtg[1], [1.99, 1.0])
@@ -49,7 +56,7 @@ def test_two_episodes_never_mix():
 
 def test_mean_baseline_by_hand():
     # All steps of both episodes: (2.9701 + 1.99 + 1 + 1.99 + 1) / 5 = 8.9501 / 5 = 1.79002.
-    adv, rtg, base = compute_advantages([[1, 1, 1], [1, 1]], gamma=0.99, baseline="mean",
+    adv, rtg, base, _ = compute_advantages([[1, 1, 1], [1, 1]], gamma=0.99, baseline="mean",
                                         normalize=False)
     np.testing.assert_allclose(base[0], [1.79002] * 3)
     np.testing.assert_allclose(base[1], [1.79002] * 2)
@@ -64,11 +71,31 @@ def test_time_mean_baseline_by_hand():
 
 
 def test_normalised_advantages_have_zero_mean_unit_std():
-    adv, _, _ = compute_advantages([[1, 2, 3], [0, 5]], gamma=0.9, baseline="mean",
+    adv, _, _, scale = compute_advantages([[1, 2, 3], [0, 5]], gamma=0.9, baseline="mean",
                                    normalize=True)
     flat = np.concatenate(adv)
     assert flat.mean() == pytest.approx(0.0, abs=1e-7)
     assert flat.std() == pytest.approx(1.0, abs=1e-6)
+    # The divisor is returned: the raw advantages' std (plus the 1e-8 guard).
+    _, rtg, base, _ = compute_advantages([[1, 2, 3], [0, 5]], gamma=0.9, baseline="mean",
+                                         normalize=False)
+    raw = np.concatenate(rtg) - np.concatenate(base)
+    assert scale == pytest.approx(raw.std())
+
+
+def test_whole_return_without_reward_to_go():
+    # reward_to_go=False: every step carries R(tau) = G_0. [1, 1, 1] at .99 -> 2.9701 x 3.
+    adv, rtg, _, scale = compute_advantages([[1, 1, 1], [2]], gamma=0.99, baseline="none",
+                                            normalize=False, reward_to_go=False)
+    np.testing.assert_allclose(rtg[0], [2.9701] * 3)
+    np.testing.assert_allclose(adv[1], [2.0])
+    assert scale == 1.0
+
+
+def test_optimal_baseline_is_left_to_the_learner():
+    _, _, base, _ = compute_advantages([[1, 1, 1]], gamma=0.99, baseline="optimal",
+                                       normalize=False)
+    np.testing.assert_array_equal(base[0], np.zeros(3))
 
 
 def test_unknown_baseline_names_the_choices():
@@ -97,10 +124,17 @@ def test_episode_columns_truncated_and_with_lookback():
     # steps whose rewards must not count. Truncation: no bootstrap, the sum stops at the cut.
     done = _episode([1, 1, 1], terminated=True)
     cut = _episode([1, 1], truncated=True, lookback=2)
-    add_advantages_to_episodes([done, cut], gamma=0.99, baseline="none", normalize=False)
+    add_advantages_to_episodes([done, cut], gamma=0.99, baseline="none", normalize=False,
+                               ages=[0, 3])
     np.testing.assert_allclose(done.get_extra_model_outputs(RETURNS_TO_GO), [2.9701, 1.99, 1.0])
     np.testing.assert_allclose(cut.get_extra_model_outputs(RETURNS_TO_GO), [1.99, 1.0])
     np.testing.assert_allclose(cut.get_extra_model_outputs(ADVANTAGES), [1.99, 1.0])
     np.testing.assert_allclose(cut.get_extra_model_outputs(BASELINE), [0.0, 0.0])
+    # Bookkeeping for the learner: episode index, data age and the normalisation divisor.
+    np.testing.assert_array_equal(done.get_extra_model_outputs(TRAJECTORY_ID), [0, 0, 0])
+    np.testing.assert_array_equal(cut.get_extra_model_outputs(TRAJECTORY_ID), [1, 1])
+    np.testing.assert_array_equal(cut.get_extra_model_outputs(DATA_AGE), [3, 3])
+    np.testing.assert_array_equal(done.get_extra_model_outputs(DATA_AGE), [0, 0, 0])
+    np.testing.assert_array_equal(cut.get_extra_model_outputs(ADVANTAGE_SCALE), [1.0, 1.0])
     # Slicing the episode (what LearnerGroup sharding does) keeps the columns aligned.
     np.testing.assert_allclose(done[1:].get_extra_model_outputs(RETURNS_TO_GO), [1.99, 1.0])

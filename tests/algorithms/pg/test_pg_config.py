@@ -32,6 +32,9 @@ def test_defaults_and_components():
     assert config.algo_class is PG
     assert config.batch_mode == "complete_episodes"
     assert config.baseline == "mean" and config.normalize_advantages is True
+    assert config.reward_to_go is True and config.off_policy_reuse == 0
+    assert config.importance_sampling == "per_decision"
+    assert config.is_clip is None and config.is_self_normalize is False
     assert config.get_default_learner_class() is PGTorchLearner
     assert config.get_default_rl_module_spec().module_class is DefaultPGTorchRLModule
     assert config.model_config["free_log_std"] is True
@@ -40,6 +43,14 @@ def test_defaults_and_components():
 def test_training_sets_pg_and_base_knobs():
     config = PGConfig().training(baseline="time_mean", normalize_advantages=False, lr=0.01)
     assert (config.baseline, config.normalize_advantages, config.lr) == ("time_mean", False, 0.01)
+    config = PGConfig().training(
+        off_policy_reuse=3, importance_sampling="per_step", is_clip=2.0, is_self_normalize=True,
+        reward_to_go=False,
+    )
+    assert (config.off_policy_reuse, config.importance_sampling, config.is_clip) == (
+        3, "per_step", 2.0,
+    )
+    assert config.is_self_normalize is True and config.reward_to_go is False
 
 
 @pytest.mark.parametrize(
@@ -57,6 +68,41 @@ def test_training_sets_pg_and_base_knobs():
         ),
         (lambda c: c.rl_module(model_config={"use_lstm": True}), "use_lstm"),
         (lambda c: c.environment(TupleActionEnv), r"Discrete and 1-D Box.*got Tuple"),
+        (lambda c: c.training(reward_to_go="yes"), r"reward_to_go must be True or False"),
+        (
+            lambda c: c.training(baseline="optimal"),
+            r"baseline='optimal', normalize_advantages=False",
+        ),
+        (lambda c: c.training(off_policy_reuse=-1), r"off_policy_reuse=-1 must be an integer"),
+        (lambda c: c.training(off_policy_reuse=1.5), r"off_policy_reuse=1.5 must be an integer"),
+        (
+            lambda c: c.training(off_policy_reuse=1, importance_sampling="weighted"),
+            r"importance_sampling='weighted'.*'trajectory', 'per_decision', 'per_step'",
+        ),
+        (
+            lambda c: c.training(off_policy_reuse=1, is_clip=0.0),
+            r"is_clip=0.0 must be None or a number > 0",
+        ),
+        (lambda c: c.training(is_clip=5.0), r"off_policy_reuse=0; set off_policy_reuse >= 1"),
+        (
+            lambda c: c.training(is_self_normalize=True),
+            r"off_policy_reuse=0; set off_policy_reuse >= 1",
+        ),
+        (
+            lambda c: c.training(off_policy_reuse=2, reward_to_go=False),
+            r"'per_decision'.*set reward_to_go=True or use importance_sampling='trajectory'",
+        ),
+        (
+            # per_decision needs complete episodes: the batch_mode error names both.
+            lambda c: c.training(off_policy_reuse=2).env_runners(batch_mode="truncate_episodes"),
+            r"importance_sampling='per_decision'.*batch_mode='complete_episodes'",
+        ),
+        (
+            lambda c: c.training(off_policy_reuse=1, importance_sampling="trajectory").learners(
+                num_learners=2
+            ),
+            r"num_learners=2.*num_learners=1\).*importance_sampling='per_step'",
+        ),
     ],
 )
 def test_validate_rejects_with_fix(mutate, match):
@@ -69,3 +115,12 @@ def test_validate_rejects_with_fix(mutate, match):
 def test_valid_configs_pass():
     PGConfig().environment("CartPole-v1").validate()
     PGConfig().environment("Pendulum-v1").training(baseline="none").validate()
+    PGConfig().environment("CartPole-v1").training(
+        baseline="optimal", normalize_advantages=False, off_policy_reuse=2,
+        importance_sampling="trajectory", is_clip=10.0, is_self_normalize=True,
+        reward_to_go=False,
+    ).validate()
+    # per_step ratios are local to a step: fine with episodes split across learners.
+    PGConfig().environment("CartPole-v1").training(
+        off_policy_reuse=1, importance_sampling="per_step"
+    ).learners(num_learners=2).validate()

@@ -12,8 +12,14 @@ from ray.rllib.core.columns import Columns
 from rllib_ext import PGConfig
 from rllib_ext.algorithms.pg.pg_learner import (
     ENTROPY_KEY,
+    FRESH_RATIO_MAX_DEVIATION_KEY,
     GRADIENT_NORM_KEY,
+    IS_EFFECTIVE_SAMPLE_SIZE_KEY,
+    IS_WEIGHT_MAX_KEY,
+    IS_WEIGHT_MEAN_KEY,
     MEAN_ADVANTAGE_KEY,
+    MEAN_BASELINE_KEY,
+    OPTIMAL_BASELINE_STD_KEY,
     POLICY_LOSS_KEY,
 )
 
@@ -73,12 +79,30 @@ def test_one_iteration_reports_pg_metrics(ray_session):
     assert result["num_env_steps_sampled_lifetime"] >= 200
 
 
-def test_learns_the_better_arm(ray_session):
+@pytest.mark.parametrize(
+    "training",
+    [
+        {"baseline": "mean"},
+        {"baseline": "optimal", "normalize_advantages": False, "lr": 0.3},
+        {"off_policy_reuse": 2, "importance_sampling": "per_decision"},
+        {
+            "baseline": "optimal",
+            "normalize_advantages": False,
+            "lr": 0.3,
+            "off_policy_reuse": 1,
+            "importance_sampling": "trajectory",
+            "is_clip": 5.0,
+            "is_self_normalize": True,
+        },
+    ],
+    ids=["mean", "optimal", "reuse-per_decision", "optimal-reuse-trajectory-clip-sn"],
+)
+def test_estimators_learn_the_better_arm(ray_session, training):
     config = (
         PGConfig()
         .environment(TwoArmedBandit)
         .env_runners(num_env_runners=0, num_envs_per_env_runner=8)
-        .training(lr=0.05, train_batch_size_per_learner=64, baseline="mean")
+        .training(**{"lr": 0.05, "train_batch_size_per_learner": 64, **training})
         .rl_module(model_config=TINY)
         .debugging(seed=1)
     )
@@ -94,12 +118,37 @@ def test_learns_the_better_arm(ray_session):
 
         before = p_good()
         for _ in range(8):
-            algo.train()
+            learner = algo.train()["learners"]["default_policy"]
         after = p_good()
     finally:
         algo.stop()
     assert 0.3 < before < 0.7
     assert after > 0.9, (before, after)
+    if training.get("baseline") == "optimal":
+        # 0/1 rewards: each b_k is a ratio of weighted means of returns in [0, 1].
+        assert 0 <= learner[MEAN_BASELINE_KEY] <= 1
+        assert learner[OPTIMAL_BASELINE_STD_KEY] >= 0
+
+
+def test_reuse_fresh_ratio_is_exactly_one(ray_session):
+    # The env runners record log mu(a|s) when sampling; on the fresh batch the learner's policy
+    # *is* mu. The recorded log-probs must agree with the learner's to float32 rounding (the
+    # runner evaluates a different batch shape), and the ratios used are then exactly 1.
+    algo = _cartpole(off_policy_reuse=2, importance_sampling="per_decision", lr=0.05).build_algo()
+    try:
+        results = [algo.train()["learners"]["default_policy"] for _ in range(3)]
+    finally:
+        algo.stop()
+    for learner in results:
+        assert learner[FRESH_RATIO_MAX_DEVIATION_KEY] < 1e-5
+    first, later = results[0], results[1:]
+    # Iteration 1 has fresh data only: all weights 1, ESS = number of steps.
+    assert first[IS_WEIGHT_MEAN_KEY] == 1.0 and first[IS_WEIGHT_MAX_KEY] == 1.0
+    assert first[IS_EFFECTIVE_SAMPLE_SIZE_KEY] == first["num_module_steps_trained"]
+    for learner in later:
+        assert learner[IS_WEIGHT_MAX_KEY] > 1.0
+        # Unequal weights: fewer effective samples than steps in the (fresh + reused) batch.
+        assert 0 < learner[IS_EFFECTIVE_SAMPLE_SIZE_KEY] < learner["num_module_steps_trained"]
 
 
 def test_gaussian_policy_learns_its_free_log_std(ray_session):
@@ -151,26 +200,41 @@ def test_checkpoint_round_trip(ray_session, tmp_path):
 
 def test_remote_env_runner_and_two_learners(ray_session):
     # Advantages are computed on the driver because LearnerGroup may slice episodes when it
-    # shards them over learners: this runs the sharded path end to end.
+    # shards them over learners: this runs the sharded path end to end, with the learner-side
+    # extras (optimal baseline, per-step importance weights on the reused batch) in the
+    # second iteration.
     config = (
         _cartpole()
         .env_runners(num_env_runners=1, num_envs_per_env_runner=2)
         .learners(num_learners=2, num_cpus_per_learner=0.5)
-        .training(train_batch_size_per_learner=100)
+        .training(
+            train_batch_size_per_learner=100,
+            baseline="optimal",
+            normalize_advantages=False,
+            off_policy_reuse=1,
+            importance_sampling="per_step",
+        )
     )
     algo = config.build_algo()
     try:
+        algo.train()
         result = algo.train()
-        learner_weights = algo.learner_group.get_weights()["default_policy"]
+        learner_weights = algo.learner_group.foreach_learner(
+            lambda learner: learner.get_state(components="rl_module")
+        )
         runner_weights = algo.env_runner_group.foreach_env_runner(
             lambda er: er.module.get_state(inference_only=True), local_env_runner=False
         )[0]
     finally:
         algo.stop()
     assert np.isfinite(result["learners"]["default_policy"][POLICY_LOSS_KEY])
-    assert result["num_env_steps_sampled_lifetime"] >= 200
+    assert result["num_env_steps_sampled_lifetime"] >= 400
+    first, second = (w.get()["rl_module"]["default_policy"] for w in learner_weights)
     for k, v in runner_weights.items():
-        np.testing.assert_allclose(np.asarray(v), np.asarray(learner_weights[k]))
+        np.testing.assert_allclose(np.asarray(v), np.asarray(first[k]))
+        # Each learner computes its own b from its shard, but the baseline enters the loss, so
+        # DDP averages it with the rest of the gradient and the two replicas stay identical.
+        np.testing.assert_array_equal(np.asarray(first[k]), np.asarray(second[k]))
 
 
 def test_tuner_by_name_runs_two_trials(ray_session, tmp_path):
