@@ -11,6 +11,7 @@ from typing import Any
 
 #: Tune name -> "module:Algorithm class".
 ALGORITHMS: dict[str, str] = {
+    "ACE": "rllib_ext.algorithms.ace.ace:ACE",
     "PG": "rllib_ext.algorithms.pg.pg:PG",
     "PDQN": "rllib_ext.algorithms.pdqn.pdqn:PDQN",
     "PADDPG": "rllib_ext.algorithms.paddpg.paddpg:PADDPG",
@@ -25,6 +26,8 @@ ENVIRONMENTS: dict[str, tuple[str, dict[str, Any]]] = {
     "rllib_ext/Platform-v0": ("rllib_ext.envs.platform:PlatformEnv", {"max_episode_steps": 200}),
     # No TimeLimit: the env ends episodes itself after 100 macro-steps, like the original.
     "rllib_ext/Goal-v0": ("rllib_ext.envs.goal:GoalEnv", {}),
+    # Joints to targets; documented per-action-dimension reward influence (ACE diagnostics).
+    "rllib_ext/CausalReach-v0": ("rllib_ext.envs.causal_reach:CausalReachEnv", {}),
 }
 
 

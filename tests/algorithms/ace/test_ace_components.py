@@ -1,0 +1,258 @@
+"""ACE pieces without training: the weighted log-prob, causal weights on synthetic and
+degenerate data, dormancy, soft resets, reset factors, the FIFO and config validation."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from ray.rllib.core.distribution.torch.torch_distribution import TorchSquashedGaussian
+
+from rllib_ext import ACEConfig
+from rllib_ext.algorithms.ace import causal
+from rllib_ext.algorithms.ace.causal import (
+    CausalWeightsWarning,
+    TransitionFIFO,
+    compute_causal_weights,
+    fit_causal_weights,
+    weights_from_effects,
+)
+from rllib_ext.algorithms.ace.dormancy import (
+    causal_perturb_factor,
+    gradient_dormancy,
+    perturb_factor,
+    soft_reset_,
+)
+from rllib_ext.algorithms.ace.torch.default_ace_torch_rl_module import (
+    squashed_gaussian_sample_per_dim,
+)
+
+# -- weighted log-probability -------------------------------------------------------------------
+
+
+def test_per_dimension_logp_matches_hand_computation_and_rllib():
+    torch.manual_seed(0)
+    mean = torch.tensor([[0.3, -0.2], [0.0, 0.0]])
+    log_std = torch.tensor([[-0.5, 0.1], [0.0, 0.0]])
+    action, logp = squashed_gaussian_sample_per_dim(torch.cat([mean, log_std], -1),
+                                                    reparameterize=True)
+    # Hand: x = atanh(a); log N(x; mu, sigma) - log(1 - tanh(x)^2), per dimension.
+    x = torch.atanh(action.double())
+    sigma = log_std.double().exp()
+    hand = (-0.5 * ((x - mean) / sigma) ** 2 - torch.log(sigma) - 0.5 * math.log(2 * math.pi)
+            - torch.log(1 - torch.tanh(x) ** 2))
+    torch.testing.assert_close(logp.double(), hand, rtol=1e-4, atol=1e-4)
+    # Summed over dimensions it is RLlib's squashed-Gaussian log-prob (SAC's).
+    rllib = TorchSquashedGaussian.from_logits(torch.cat([mean, log_std], -1)).logp(action)
+    torch.testing.assert_close(logp.sum(-1), rllib, rtol=1e-4, atol=1e-4)
+
+
+def test_losses_use_the_causally_weighted_logp(ray_session):
+    """Critic target, policy loss and alpha loss with w = (1.5, 0.5), by hand."""
+    import gymnasium as gym
+    from ray.rllib.algorithms.sac.sac_learner import QF_PREDS, QF_TWIN_PREDS
+    from ray.rllib.core.columns import Columns
+
+    from rllib_ext.algorithms.ace.ace_learner import LOGP_NEXT_PER_DIM, LOGP_PER_DIM
+
+    env = gym.make("rllib_ext/CausalReach-v0", influence=[1.0, 0.0])
+    learner = ACEConfig().environment(observation_space=env.observation_space,
+                                      action_space=env.action_space).training(
+        initial_alpha=0.5, gamma=0.9).build_learner(env=env)
+    learner.set_causal_weights([1.5, 0.5])
+    batch = {Columns.REWARDS: torch.tensor([1.0]), Columns.TERMINATEDS: torch.tensor([False]),
+             "n_step": torch.tensor([1.0]), "weights": torch.tensor([1.0])}
+    fwd_out = {
+        LOGP_PER_DIM: torch.tensor([[-1.0, -2.0]]),       # log pi_c = -1.5 - 1.0 = -2.5
+        LOGP_NEXT_PER_DIM: torch.tensor([[-1.0, -1.0]]),  # log pi_c(a'|s') = -2.0
+        "q_target_next": torch.tensor([2.0]), "q_curr": torch.tensor([0.5]),
+        QF_PREDS: torch.tensor([3.2]), QF_TWIN_PREDS: torch.tensor([3.7]),
+    }
+    learner.compute_loss_for_module(module_id="default_policy", config=learner.config,
+                                    batch=batch, fwd_out=fwd_out)
+    losses = {k[1]: v.item() for k, v in learner._temp_losses.items()}
+    # y = 1 + 0.9 * (2 - 0.5 * (-2.0)) = 3.7; Huber(3.2 - 3.7) = 0.5 * 0.5^2 = 0.125.
+    assert losses["qf_loss"] == pytest.approx(0.125)
+    assert losses["qf_twin_loss"] == pytest.approx(0.0)
+    # Policy: 0.5 * (-2.5) - 0.5 = -1.75.
+    assert losses["policy_loss"] == pytest.approx(-1.75)
+    # Alpha: -log(0.5) * (-2.5 + H_target), H_target = -A = -2 -> -(-0.6931 * -4.5).
+    assert losses["alpha_loss"] == pytest.approx(-math.log(2) * 4.5, rel=1e-5)
+    learner._temp_losses.clear()
+
+
+# -- causal weights ------------------------------------------------------------------------------
+
+
+def _linear_data(n=2000, seed=0):
+    """s (3) and a (3) uniform; r = 2 a_0 + 0 a_1 + 0.5 a_2 + 0.5 s_0 + uniform noise."""
+    rng = np.random.default_rng(seed)
+    s = rng.uniform(-1, 1, (n, 3))
+    a = rng.uniform(-1, 1, (n, 3))
+    r = 2.0 * a[:, 0] + 0.5 * a[:, 2] + 0.5 * s[:, 0] + rng.uniform(-0.2, 0.2, n)
+    return s, a, r
+
+
+def test_known_structure_ranks_actions_by_effect():
+    s, a, r = _linear_data()
+    fit = fit_causal_weights(s, a, r, random_state=0)
+    assert fit.fallback is None
+    np.testing.assert_allclose(fit.effects, [2.0, 0.0, 0.5], atol=0.05)
+    assert fit.weights.sum() == pytest.approx(3.0)
+    assert np.argmax(fit.weights) == 0
+    assert fit.weights[1] < fit.weights[2] < fit.weights[0]
+    # The reference transform: 3 * softmax(effects).
+    np.testing.assert_allclose(fit.weights, weights_from_effects(fit.effects), rtol=1e-12)
+
+
+def test_softmax_hand_values_and_abs_transform():
+    np.testing.assert_allclose(weights_from_effects(np.array([0.0, 0.0])), [1.0, 1.0])
+    e = np.exp(1.0)
+    np.testing.assert_allclose(weights_from_effects(np.array([1.0, 0.0])),
+                               [2 * e / (e + 1), 2 / (e + 1)])
+    np.testing.assert_allclose(weights_from_effects(np.array([-1.0, 0.0]), "softmax_abs"),
+                               [2 * e / (e + 1), 2 / (e + 1)])
+    # Large coefficients do not overflow.
+    assert np.isfinite(weights_from_effects(np.array([1e4, 0.0]))).all()
+
+
+def test_constant_columns_are_dropped_not_poisoning_the_fit():
+    s, a, r = _linear_data()
+    s[:, 1] = 3.0  # constant state column
+    a[:, 1] = 0.25  # constant action column: its effect is 0 by construction
+    fit = fit_causal_weights(s, a, r, random_state=0)
+    assert fit.fallback is None
+    assert fit.dropped_columns == [1, 4]
+    assert fit.effects[1] == 0.0
+    assert np.argmax(fit.weights) == 0 and fit.effects[0] == pytest.approx(2.0, abs=0.05)
+
+
+@pytest.mark.parametrize("case, reason", [
+    ("constant_reward", causal.CONSTANT_REWARD),
+    ("nan", causal.NON_FINITE),
+    ("inf", causal.NON_FINITE),
+    ("too_few", causal.TOO_FEW_SAMPLES),
+    ("fit_raises", causal.FIT_FAILED),
+])
+def test_degenerate_inputs_give_uniform_weights_and_a_warning(case, reason, monkeypatch):
+    s, a, r = _linear_data(n=500)
+    if case == "constant_reward":
+        r[:] = 1.0
+    elif case == "nan":
+        s[3, 0] = np.nan
+    elif case == "inf":
+        r[7] = np.inf
+    elif case == "too_few":
+        s, a, r = s[:7], a[:7], r[:7]  # 7 rows, 7 variables
+    else:
+        import lingam
+
+        def boom(self, X):
+            raise np.linalg.LinAlgError("singular")
+
+        monkeypatch.setattr(lingam.DirectLiNGAM, "fit", boom)
+    assert fit_causal_weights(s, a, r).fallback == reason
+    with pytest.warns(CausalWeightsWarning, match=reason):
+        weights = compute_causal_weights(s, a, r)
+    np.testing.assert_array_equal(weights, np.ones(3))
+
+
+def test_no_warning_on_good_data_and_caller_errors_raise():
+    s, a, r = _linear_data(n=300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CausalWeightsWarning)
+        compute_causal_weights(s, a, r, random_state=0)
+    with pytest.raises(ValueError, match="same number of rows"):
+        compute_causal_weights(s, a[:10], r)
+    with pytest.raises(ValueError, match="transform"):
+        compute_causal_weights(s, a, r, transform="abs")
+
+
+# -- FIFO ---------------------------------------------------------------------------------------
+
+
+def test_fifo_keeps_the_most_recent_transitions_in_order():
+    fifo = TransitionFIFO(4, obs_dim=1, action_dim=1)
+    fifo.add(np.arange(3)[:, None], np.arange(3)[:, None], np.arange(3))
+    assert not fifo.full and fifo.size == 3
+    fifo.add(np.arange(3, 6)[:, None], np.arange(3, 6)[:, None], np.arange(3, 6))
+    obs, actions, rewards = fifo.arrays()
+    np.testing.assert_array_equal(rewards, [2, 3, 4, 5])
+    np.testing.assert_array_equal(obs[:, 0], [2, 3, 4, 5])
+    assert fifo.full and fifo.num_added == 6
+    copy = TransitionFIFO(4, 1, 1)
+    copy.set_state(fifo.get_state())
+    for x, y in zip(copy.arrays(), fifo.arrays(), strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert copy.num_added == 6
+
+
+# -- dormancy and resets ------------------------------------------------------------------------
+
+
+def test_gradient_dormancy_by_hand():
+    layer = torch.nn.Linear(2, 4)
+    # Row gradient norms 1, 1, 0.01, 1 -> mean 0.7525; 5% of it = 0.0376 -> row 2 is dormant.
+    layer.weight.grad = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.01, 0.0], [0.6, 0.8]])
+    other = torch.nn.Linear(4, 2)
+    other.weight.grad = torch.ones(2, 4)
+    ratio, masks = gradient_dormancy([layer, other], threshold=0.05)
+    assert ratio == pytest.approx(1 / 6)
+    assert masks[0].tolist() == [False, False, True, False] and not masks[1].any()
+
+
+def test_soft_reset_mixes_all_or_only_masked_rows():
+    net, fresh = torch.nn.Linear(2, 3), torch.nn.Linear(2, 3)
+    with torch.no_grad():
+        net.weight.fill_(1.0), net.bias.fill_(1.0), fresh.weight.fill_(0.0), fresh.bias.fill_(-1.0)
+    soft_reset_(net, fresh, 0.9, masks=[torch.tensor([False, True, False])])
+    assert net.weight[:, 0].tolist() == pytest.approx([1.0, 0.9, 1.0])
+    assert net.bias.tolist() == pytest.approx([1.0, 0.8, 1.0])  # 0.9 * 1 + 0.1 * -1
+    soft_reset_(net, fresh, 0.5)
+    assert net.weight[:, 0].tolist() == pytest.approx([0.5, 0.45, 0.5])
+
+
+def test_reset_factors_as_the_reference():
+    assert perturb_factor(0.0) == 0.9  # capped: a reset always mixes in 10 %
+    assert perturb_factor(0.3) == pytest.approx(0.7)
+    assert perturb_factor(0.95) == 0.2
+    assert causal_perturb_factor([1.0, 1.0]) == pytest.approx(0.5)  # 1 - (e^0 - 0.5)
+    assert causal_perturb_factor([1.01, 0.99]) == pytest.approx(1.5 - math.exp(-0.16))
+    assert causal_perturb_factor([1.9, 0.1]) == 0.9
+
+
+# -- config validation --------------------------------------------------------------------------
+
+
+def _config(env="Pendulum-v1", **training):
+    return ACEConfig().environment(env).env_runners(num_env_runners=0).training(**training)
+
+
+@pytest.mark.parametrize("env, training, match", [
+    ("CartPole-v1", {}, "1-D Box action space.*use SAC"),
+    ("Pendulum-v1", {"causal_sample_size": 4}, r"causal_sample_size=4 .*causal_sample_size="),
+    ("Pendulum-v1", {"causal_update_interval": 0}, r"training\(causal_update_interval="),
+    ("Pendulum-v1", {"reset_interval": 0}, r"training\(reset_interval="),
+    ("Pendulum-v1", {"policy_update_freq": 0}, r"training\(policy_update_freq="),
+    ("Pendulum-v1", {"reset_variant": "hard"}, r"training\(reset_variant="),
+    ("Pendulum-v1", {"causal_weight_transform": "abs"}, "causal_weight_transform="),
+    ("Pendulum-v1", {"dormancy_threshold": 0.0}, "dormancy_threshold=0.05"),
+    ("Pendulum-v1", {"perturb_factor_min": 0.95}, "perturb_factor_min=0.2"),
+    ("Pendulum-v1", {"target_network_update_freq": 10}, "target_network_update_freq=0"),
+])
+def test_config_validation_names_the_fix(env, training, match):
+    with pytest.raises(ValueError, match=match):
+        _config(env, **training).validate()
+
+
+def test_config_requires_the_ace_callback():
+    from ray.rllib.callbacks.callbacks import RLlibCallback
+
+    from rllib_ext.algorithms.ace import ACECallback
+
+    with pytest.raises(ValueError, match=r"config.callbacks\(\[ACECallback"):
+        _config().callbacks(RLlibCallback).validate()
+    _config().callbacks([ACECallback, RLlibCallback]).validate()
