@@ -3,7 +3,12 @@ replay and exploration, at the reference setting (one update per env step), side
 
 Prints env steps/s and updates/s of both, their ratio, where RLlib's time goes (its own
 per-iteration timers), and the greedy return each reached. Run:
-    .venv/bin/python benchmarks/pdqn_platform.py [--steps 3000] [--eval-episodes 100]
+    .venv/bin/python benchmarks/pdqn_platform.py [--steps 3000] [--eval-episodes 100] \
+        [--threads N] [--fragments 1 8]
+
+``--threads`` sets torch's intra-op threads for all runs (they share this process: the local
+env runner and the local learner run here). With a 128-unit network and batch 128, thread
+hand-offs cost more than they save, most of all on a busy machine.
 """
 
 from __future__ import annotations
@@ -148,7 +153,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=3000, help="env steps per run (default 3000)")
     p.add_argument("--eval-episodes", type=int, default=100)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads for every run (default 1)")
+    p.add_argument("--fragments", type=int, nargs="+", default=[1, 8],
+                   help="rollout_fragment_length values of the RLlib runs (default 1 8)")
     args = p.parse_args()
+    torch.set_num_threads(args.threads)
     import ray
 
     import rllib_ext
@@ -157,9 +167,10 @@ def main() -> None:
     rllib_ext.register()
     plain = plain_loop(args.steps)
     runs = {"plain PyTorch loop": plain}
-    for fragment in (1, 8):
+    for fragment in args.fragments:
         runs[f"RLlib PDQN, fragment {fragment}"] = rllib_run(args.steps, fragment)
-    print(f"\nMP-DQN on Platform, {args.steps} env steps, one update per env step (after 500)")
+    print(f"\nMP-DQN on Platform, {args.steps} env steps, one update per env step (after 500), "
+          f"torch threads {torch.get_num_threads()}")
     print(f"{'':<28} {'env steps/s':>12} {'updates/s':>10} {'vs plain':>9} "
           f"{'greedy return':>14}")
     for name, r in runs.items():
