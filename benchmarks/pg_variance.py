@@ -9,11 +9,14 @@ gradient estimate 1/N sum_t grad log pi(a_t|s_t) (G_t - b) of each estimator:
     rtg+mean     G_t - batch mean of G           (PGConfig baseline="mean")
     rtg+time     G_t - batch mean of G at step t (baseline="time_mean")
     rtg+optimal  G_t - b_k, per-parameter variance-optimal b (baseline="optimal")
+    */loo        the same two baselines estimated leave-one-out (episode i's baseline from
+                 the other episodes only): exactly unbiased, for comparison, not a PG option
 
-and prints the total variance (trace of the covariance over batches) with its ratio to "none",
-plus the cosine between each estimator's mean gradient and rtg's (all are unbiased up to the
-O(1/E) bias of batch-estimated baselines, so the cosines should be ~1) and the cost of the
-optimal baseline's per-trajectory gradients relative to the plain surrogate's backward pass.
+and prints the total variance (trace of the covariance over batches) with its ratios to "none"
+and "rtg", the norm of the mean gradient next to the noise left in that mean
+(sqrt(trace / K) for K batches; all estimators target the same gradient, up to the O(1/E) bias
+of batch-estimated baselines), and the cost of the optimal baseline's per-trajectory gradients
+relative to the plain surrogate's backward pass.
 
 Part 2 (sample efficiency). On-policy PG against off_policy_reuse=M with each importance
 sampling mode, at equal env steps, several seeds; prints the mean return over the last
@@ -30,6 +33,7 @@ import time
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
+import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 
 MODEL = {"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh"}
@@ -99,7 +103,13 @@ def batch_gradients(module, episodes, gamma: float) -> tuple[dict[str, np.ndarra
 
     sums = per_trajectory_score_sums(module, obs, actions, index, len(episodes), weights)
 
-    flat = {name: [] for name in ("none", "rtg", "rtg+mean", "rtg+time", "rtg+optimal")}
+    # Leave-one-out mean baseline: episode i's b from the other episodes' steps.
+    rtg_sums = torch.zeros(len(episodes)).index_add_(0, index, weights["rtg"])
+    steps = torch.as_tensor(lengths, dtype=torch.float32)
+    mean_loo = (rtg_sums.sum() - rtg_sums) / (n - steps)
+
+    names = ("none", "rtg", "rtg+mean", "rtg+time", "rtg+optimal", "rtg+mean/loo", "rtg+opt/loo")
+    flat = {name: [] for name in names}
     for pname in sums["g"]:
         g = sums["g"][pname]
         for name in ("none", "rtg", "rtg+mean", "rtg+time"):
@@ -107,6 +117,11 @@ def batch_gradients(module, episodes, gamma: float) -> tuple[dict[str, np.ndarra
         h = sums["rtg"][pname]
         b = optimal_baseline(g, h)
         flat["rtg+optimal"].append((h.sum(0) - b * g.sum(0)) / n)
+        per_episode = mean_loo.reshape(-1, *([1] * (g.dim() - 1)))
+        flat["rtg+mean/loo"].append((h - per_episode * g).sum(0) / n)
+        num, den = (g * h).sum(0) - g * h, (g * g).sum(0) - g * g
+        b_loo = torch.where(den > 0, num / torch.where(den > 0, den, 1.0), 0.0)
+        flat["rtg+opt/loo"].append((h - b_loo * g).sum(0) / n)
     grads = {k: torch.cat([x.reshape(-1) for x in v]).double().numpy() for k, v in flat.items()}
     return grads, plain_s, per_trajectory_s
 
@@ -115,7 +130,10 @@ def variance_table(batches: int, episodes_per_batch: int, snapshot_iterations: i
     algo, snapshot_return = snapshot(snapshot_iterations, seed=0)
     try:
         runner = algo.env_runner_group.local_env_runner
-        module = algo.get_module()
+        # The runner's module is inference-only (no forward_train); score gradients need a
+        # training module with the same weights, as the learner has.
+        module = algo.config.get_rl_module_spec(env=gym.make("CartPole-v1")).build()
+        module.set_state(algo.learner_group.get_weights()["default_policy"])
         grads, plain, extra, steps = [], [], [], 0
         for _ in range(batches):
             episodes = runner.sample(num_episodes=episodes_per_batch, explore=True)
@@ -130,18 +148,18 @@ def variance_table(batches: int, episodes_per_batch: int, snapshot_iterations: i
     names = list(grads[0])
     stacked = {k: np.stack([g[k] for g in grads]) for k in names}
     total_var = {k: float(v.var(0, ddof=1).sum()) for k, v in stacked.items()}
-    mean_rtg = stacked["rtg"].mean(0)
+    num_params = stacked["rtg"].shape[1]
     print(f"\nPart 1: gradient variance at a fixed policy (CartPole-v1, after "
           f"{snapshot_iterations} PG iterations, episode_return_mean {snapshot_return:.1f})")
     print(f"{batches} batches x {episodes_per_batch} episodes ({steps / batches:.0f} steps per "
-          f"batch on average), {len(mean_rtg):,} parameters, same batches for every estimator")
+          f"batch on average), {num_params:,} parameters, same batches for every estimator")
     print(f"{'estimator':<12} {'trace(Cov)':>12} {'/ none':>8} {'/ rtg':>8} "
-          f"{'cos(mean, rtg mean)':>20}")
+          f"{'|mean grad|':>12} {'sqrt(tr/K)':>11}")
     for k in names:
-        m = stacked[k].mean(0)
-        cos = float(m @ mean_rtg / (np.linalg.norm(m) * np.linalg.norm(mean_rtg)))
+        norm = float(np.linalg.norm(stacked[k].mean(0)))
+        noise = float(np.sqrt(total_var[k] / batches))
         print(f"{k:<12} {total_var[k]:>12.4g} {total_var[k] / total_var['none']:>8.3f} "
-              f"{total_var[k] / total_var['rtg']:>8.3f} {cos:>20.3f}")
+              f"{total_var[k] / total_var['rtg']:>8.3f} {norm:>12.3f} {noise:>11.3f}")
     print(f"optimal-baseline cost: per-trajectory gradients {np.median(extra) * 1e3:.1f} ms vs "
           f"plain surrogate backward {np.median(plain) * 1e3:.1f} ms per batch (median), "
           f"ratio {np.median(extra) / np.median(plain):.1f}x")
@@ -199,7 +217,8 @@ def sample_efficiency(seeds: list[int], env_steps: int, reuse: int, batch: int) 
             returns = np.array([c[1] for c in curve])
             finals.append(returns[-5:].mean())
             aucs.append(returns.mean())
-            ess.append(np.nanmean([c[2] for c in curve[reuse + 1:]]) if setting else np.nan)
+            reused = [c[2] for c in curve[reuse + 1:]]  # iterations with M past batches
+            ess.append(np.mean(reused) if setting and reused else np.nan)
             print(f"  {name:<13} seed {seed}: last-5-iteration return {finals[-1]:6.1f}, "
                   f"mean over run {aucs[-1]:6.1f} ({time.perf_counter() - start:.0f} s)",
                   flush=True)

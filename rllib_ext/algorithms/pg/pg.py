@@ -285,8 +285,7 @@ class PGConfig(AlgorithmConfig):
 
 
 class PG(Algorithm):
-    """REINFORCE with reward-to-go, baselines and optional importance-weighted reuse of past
-    batches. Tune name: ``"PG"``."""
+    """REINFORCE with baselines and importance-weighted reuse. Tune name: ``"PG"``."""
 
     @classmethod
     @override(Algorithm)

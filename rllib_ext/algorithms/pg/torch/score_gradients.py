@@ -20,7 +20,10 @@ Cost: one vectorised per-step gradient (``torch.func.vmap`` over ``torch.func.gr
 log pi), i.e. about one forward and backward pass per step, plus memory for
 ``chunk x num_parameters`` floats at a time; steps are processed in chunks of
 ``_CHUNK_FLOATS / num_parameters`` and summed into the E x num_parameters matrices g and h.
-benchmarks/pg_variance.py measures it against the plain surrogate's backward pass.
+benchmarks/pg_variance.py measures it against the plain surrogate's forward + backward pass:
+on CartPole with a [64, 64] MLP (4 610 parameters) and ~500-step batches, 0.36-0.44 s against
+0.025-0.034 s (13-14x, two runs) on a shared 2-core CPU. It is paid once per update, not per
+env step.
 """
 
 from __future__ import annotations
