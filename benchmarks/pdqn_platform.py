@@ -68,13 +68,11 @@ def plain_loop(steps: int) -> dict:
 
     from rllib_ext.algorithms.parameterised.parameterised_learner import linear_epsilon
     from rllib_ext.algorithms.parameterised.replay import TransitionReplay
+    from rllib_ext.algorithms.parameterised.torch.networks import polyak_update
     from rllib_ext.algorithms.pdqn.torch.default_pdqn_torch_rl_module import (
         DefaultPDQNTorchRLModule,
     )
-    from rllib_ext.algorithms.pdqn.torch.pdqn_torch_learner import (
-        compute_pdqn_losses,
-        soft_update_targets,
-    )
+    from rllib_ext.algorithms.pdqn.torch.pdqn_torch_learner import compute_pdqn_losses
     from rllib_ext.envs import make
     from rllib_ext.hooks import ActionGradientHook
 
@@ -119,7 +117,8 @@ def plain_loop(steps: int) -> dict:
             torch.nn.utils.clip_grad_norm_(param_params, cfg.grad_clip)
             q_opt.step()
             p_opt.step()
-            soft_update_targets(module, cfg.tau_q, cfg.tau_param)
+            polyak_update(module.q_net, module.target_q_net, cfg.tau_q)
+            polyak_update(module.param_net, module.target_param_net, cfg.tau_param)
             updates += 1
     elapsed = time.perf_counter() - start
     return {"steps_per_s": steps / elapsed, "updates_per_s": updates / elapsed,

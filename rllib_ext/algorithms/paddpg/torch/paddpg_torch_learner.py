@@ -7,7 +7,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from ray.rllib.core.columns import Columns
-from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.utils.annotations import override
 
 from rllib_ext.algorithms.paddpg.paddpg_learner import (
@@ -26,7 +25,6 @@ from rllib_ext.algorithms.parameterised.parameterised_learner import (
     PARAM_HIGH,
     PARAM_LOW,
 )
-from rllib_ext.algorithms.parameterised.torch.networks import polyak_update
 from rllib_ext.algorithms.parameterised.torch.parameterised_torch_learner import (
     ParameterisedActionTorchLearner,
     fraction_out_of_bounds,
@@ -42,47 +40,24 @@ class PADDPGTorchLearner(PADDPGLearner, ParameterisedActionTorchLearner):
     soft target updates of both after every gradient step. The action-gradient hook
     (``make_action_gradient_hook``, overridable) comes from the base class."""
 
-    @override(TorchLearner)
-    def configure_optimizers_for_module(self, module_id, config=None) -> None:
-        module = self.module[module_id].unwrapped()
-        self.register_optimizer(
-            module_id=module_id, optimizer_name="critic",
-            optimizer=torch.optim.Adam(module.critic.parameters()),
-            params=list(module.critic.parameters()), lr_or_lr_schedule=config.lr_critic,
-        )
-        # The frozen passthrough layer is not optimised.
-        trainable = [p for p in module.actor.parameters() if p.requires_grad]
-        self.register_optimizer(
-            module_id=module_id, optimizer_name="actor",
-            optimizer=torch.optim.Adam(trainable), params=trainable,
-            lr_or_lr_schedule=config.lr_actor,
-        )
+    @override(ParameterisedActionTorchLearner)
+    def optimized_networks(self, module, config):
+        return [("critic", module.critic, config.lr_critic),
+                ("actor", module.actor, config.lr_actor)]
 
-    @override(TorchLearner)
-    def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
-        module = self.module[module_id].unwrapped()
+    @override(ParameterisedActionTorchLearner)
+    def target_networks(self, module, config):
+        return [(module.critic, module.target_critic, config.tau_critic),
+                (module.actor, module.target_actor, config.tau_actor)]
+
+    @override(ParameterisedActionTorchLearner)
+    def compute_named_losses(self, module, batch, config):
         critic_loss, actor_loss, stats = compute_paddpg_losses(
-            module, batch, config, self.action_gradient_hook
-        )
-        self.metrics.log_dict(
-            {CRITIC_LOSS_KEY: critic_loss.detach(), ACTOR_LOSS_KEY: actor_loss.detach(),
-             **stats},
-            key=module_id,
-            window=1,
-        )
+            module, batch, config, self.action_gradient_hook)
         # One backward serves both optimizers: critic_loss only reaches the critic (the
         # replayed scores/parameters are data) and actor_loss only reaches the actor (dQ/da is
         # taken on a detached leaf copy).
-        return critic_loss + actor_loss
-
-    @override(TorchLearner)
-    def apply_gradients(self, gradients_dict) -> None:
-        super().apply_gradients(gradients_dict)
-        for module_id in self.module.keys():
-            cfg = self.config.get_config_for_module(module_id)
-            module = self.module[module_id].unwrapped()
-            polyak_update(module.critic, module.target_critic, cfg.tau_critic)
-            polyak_update(module.actor, module.target_actor, cfg.tau_actor)
+        return {CRITIC_LOSS_KEY: critic_loss, ACTOR_LOSS_KEY: actor_loss}, stats
 
 
 def compute_paddpg_losses(module, batch, config, hook: ActionGradientHook):

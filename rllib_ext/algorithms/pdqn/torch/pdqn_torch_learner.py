@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from ray.rllib.core.columns import Columns
-from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.utils.annotations import override
 
 from rllib_ext.algorithms.parameterised.parameterised_learner import (
@@ -14,7 +13,6 @@ from rllib_ext.algorithms.parameterised.parameterised_learner import (
     PARAM_HIGH,
     PARAM_LOW,
 )
-from rllib_ext.algorithms.parameterised.torch.networks import polyak_update
 from rllib_ext.algorithms.parameterised.torch.parameterised_torch_learner import (
     ParameterisedActionTorchLearner,
     fraction_out_of_bounds,
@@ -37,43 +35,23 @@ class PDQNTorchLearner(PDQNLearner, ParameterisedActionTorchLearner):
     action-gradient hook (``make_action_gradient_hook``, overridable) comes from the base
     class."""
 
-    @override(TorchLearner)
-    def configure_optimizers_for_module(self, module_id, config=None) -> None:
-        module = self.module[module_id].unwrapped()
-        self.register_optimizer(
-            module_id=module_id, optimizer_name="q",
-            optimizer=torch.optim.Adam(module.q_net.parameters()),
-            params=list(module.q_net.parameters()), lr_or_lr_schedule=config.lr_q,
-        )
-        # The frozen passthrough layer is not optimised.
-        trainable = [p for p in module.param_net.parameters() if p.requires_grad]
-        self.register_optimizer(
-            module_id=module_id, optimizer_name="param",
-            optimizer=torch.optim.Adam(trainable), params=trainable,
-            lr_or_lr_schedule=config.lr_param,
-        )
+    @override(ParameterisedActionTorchLearner)
+    def optimized_networks(self, module, config):
+        return [("q", module.q_net, config.lr_q), ("param", module.param_net, config.lr_param)]
 
-    @override(TorchLearner)
-    def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
-        module = self.module[module_id].unwrapped()
+    @override(ParameterisedActionTorchLearner)
+    def target_networks(self, module, config):
+        # Polyak rates per network after every gradient step, as the reference.
+        return [(module.q_net, module.target_q_net, config.tau_q),
+                (module.param_net, module.target_param_net, config.tau_param)]
+
+    @override(ParameterisedActionTorchLearner)
+    def compute_named_losses(self, module, batch, config):
         q_loss, param_loss, stats = compute_pdqn_losses(
-            module, batch, config, self.action_gradient_hook
-        )
-        self.metrics.log_dict(
-            {Q_LOSS_KEY: q_loss.detach(), PARAM_LOSS_KEY: param_loss.detach(), **stats},
-            key=module_id,
-            window=1,
-        )
+            module, batch, config, self.action_gradient_hook)
         # One backward serves both optimizers: q_loss only reaches q_net (the replayed
         # parameters are data) and param_loss only reaches param_net (dQ/dx is detached).
-        return q_loss + param_loss
-
-    @override(TorchLearner)
-    def apply_gradients(self, gradients_dict) -> None:
-        super().apply_gradients(gradients_dict)
-        for module_id in self.module.keys():
-            cfg = self.config.get_config_for_module(module_id)
-            soft_update_targets(self.module[module_id].unwrapped(), cfg.tau_q, cfg.tau_param)
+        return {Q_LOSS_KEY: q_loss, PARAM_LOSS_KEY: param_loss}, stats
 
 
 def compute_pdqn_losses(module, batch, config, hook: ActionGradientHook):
@@ -136,9 +114,3 @@ def weighted_q(q_all: torch.Tensor, k: torch.Tensor, config) -> torch.Tensor:
         q = q * F.one_hot(k, num_actions).to(q.dtype)
     return q
 
-
-def soft_update_targets(module, tau_q: float, tau_param: float) -> None:
-    """theta' <- tau * theta + (1 - tau) * theta', separately for the two networks (after every
-    gradient step, as the reference)."""
-    polyak_update(module.q_net, module.target_q_net, tau_q)
-    polyak_update(module.param_net, module.target_param_net, tau_param)
