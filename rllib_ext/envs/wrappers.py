@@ -17,6 +17,7 @@ from gymnasium: ``rllib_ext.envs.make("rllib_ext/Goal-v0", scale=True)``.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 
 import gymnasium as gym
@@ -25,7 +26,7 @@ from gymnasium import spaces
 
 from rllib_ext.envs.goal import GOAL_WIDTH, PITCH_LENGTH
 
-#: Keys ``make`` understands (also valid in an RLlib ``env_config``).
+#: Wrapper options of ``make`` (valid in an RLlib ``env_config`` next to the env's own kwargs).
 ENV_CONFIG_KEYS = ("scale", "flat_actions", "render_mode")
 
 
@@ -151,28 +152,46 @@ def wrap_for_agents(env: gym.Env, *, flat_actions: bool = True) -> gym.Env:
 
 
 def make(env_id: str, *, scale: bool = False, flat_actions: bool = True,
-         render_mode: str | None = None) -> gym.Env:
-    """``gym.make(env_id)`` plus, with ``scale=True``, the agent-side wrappers.
+         render_mode: str | None = None, **env_kwargs) -> gym.Env:
+    """``gym.make(env_id, **env_kwargs)`` plus, with ``scale=True``, the agent-side wrappers.
 
     ``flat_actions`` only applies with ``scale=True``: the flat
-    ``Tuple(Discrete, Box_1, ..., Box_K)`` form (default) or the nested one.
+    ``Tuple(Discrete, Box_1, ..., Box_K)`` form (default) or the nested one. ``env_kwargs``
+    go to the env's constructor (e.g. CausalReach's ``influence``).
     """
     if not isinstance(scale, bool) or not isinstance(flat_actions, bool):
         raise ValueError(
             f"scale and flat_actions must be true/false, got scale={scale!r}, "
             f"flat_actions={flat_actions!r}."
         )
-    env = gym.make(env_id, render_mode=render_mode)
+    env = gym.make(env_id, render_mode=render_mode, **env_kwargs)
     return wrap_for_agents(env, flat_actions=flat_actions) if scale else env
 
 
+def constructor_keys(env_id: str) -> list[str]:
+    """Keyword arguments the registered env's constructor accepts (besides ``render_mode``)."""
+    import inspect
+
+    entry_point = gym.spec(env_id).entry_point
+    if isinstance(entry_point, str):
+        module, _, name = entry_point.partition(":")
+        entry_point = getattr(importlib.import_module(module), name)
+    return [name for name, p in inspect.signature(entry_point).parameters.items()
+            if name != "render_mode" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
 def make_from_env_config(env_id: str, env_config) -> gym.Env:
-    """RLlib env creator body: checks the ``env_config`` keys, then calls :func:`make`."""
+    """RLlib env creator body: checks the ``env_config`` keys, then calls :func:`make`.
+
+    Valid keys are the wrapper options (``scale``, ``flat_actions``, ``render_mode``) and the
+    env constructor's own keyword arguments.
+    """
     config = dict(env_config or {})
-    unknown = sorted(set(config) - set(ENV_CONFIG_KEYS))
+    valid = [*ENV_CONFIG_KEYS, *constructor_keys(env_id)]
+    unknown = sorted(set(config) - set(valid))
     if unknown:
         raise ValueError(
             f"Unknown env_config key(s) {unknown} for {env_id}; valid keys: "
-            f"{list(ENV_CONFIG_KEYS)} (e.g. env_config={{'scale': True}})."
+            f"{valid} (e.g. env_config={{'scale': True}})."
         )
     return make(env_id, **config)

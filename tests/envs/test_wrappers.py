@@ -109,3 +109,10 @@ def test_rllib_env_config_creates_the_wrapped_env():
         make_from_env_config("rllib_ext/Goal-v0", {"scaled": True})
     with pytest.raises(ValueError, match="must be true/false"):
         make_from_env_config("rllib_ext/Goal-v0", {"scale": "yes"})
+
+
+def test_env_config_passes_constructor_arguments_through():
+    env = make_from_env_config("rllib_ext/CausalReach-v0", {"influence": [1, 0, 0, 0, 0, 0]})
+    np.testing.assert_array_equal(env.unwrapped.influence, [1, 0, 0, 0, 0, 0])
+    with pytest.raises(ValueError, match=r"\['influnce'\].*'influence'"):
+        make_from_env_config("rllib_ext/CausalReach-v0", {"influnce": [1, 0, 0, 0, 0, 0]})
