@@ -7,8 +7,8 @@ default replay ratio (one update per env step). ACE runs with its causal actor o
 ``--causal-sample-size`` transitions, and with soft resets every ``--reset-interval`` updates,
 so the measured window includes fits and resets. Rounds alternate SAC / ACE so that load drift
 on a shared machine hits both. Prints env-steps/s and updates/s of each and the ACE/SAC
-ratios, then the wall time of ``compute_causal_weights`` at ``--fit-vars`` variables x
-``--fit-samples`` samples (synthetic linear non-Gaussian data; HalfCheetah has 17 + 6 + 1 = 24).
+ratios, after (first) the wall time of ``compute_causal_weights`` at ``--fit-vars`` variables
+x ``--fit-samples`` samples (synthetic linear non-Gaussian data; HalfCheetah has 17 + 6 + 1 = 24).
 
 Run:
     .venv/bin/python benchmarks/ace_vs_sac.py [--steps 600] [--rounds 2]
@@ -104,6 +104,11 @@ def main() -> None:
     p.add_argument("--fit-samples", type=int, default=10_000)
     args = p.parse_args()
 
+    # The fit first: it is a figure of its own and comes early on a slow (shared) machine.
+    seconds, fallback = causal_fit_time(args.fit_vars, args.fit_samples)
+    print(f"compute_causal_weights: {args.fit_vars} variables x {args.fit_samples} samples: "
+          f"{seconds:.2f} s (fallback: {fallback})", flush=True)
+
     import ray
 
     import rllib_ext
@@ -127,6 +132,8 @@ def main() -> None:
                                                                   last[name])
                 totals[name] = [t + x for t, x in zip(totals[name], (seconds, steps, num_updates),
                                                       strict=True)]
+                print(f"round: {name} {steps} env steps, {num_updates} updates in "
+                      f"{seconds:.1f} s", flush=True)
         ace = last["ACE"]["ace"]
     finally:
         for algo in algos.values():
@@ -147,9 +154,6 @@ def main() -> None:
     print(f"ACE during the run: {ace['causal_fits']} causal fits (last {ace['causal_fit_s']:.2f} s "
           f"in the actor, {ace['causal_fallbacks']} fallbacks), {ace['num_resets']} resets, "
           f"weights {[round(ace[f'causal_weight_{i}'], 3) for i in range(6)]}")
-    seconds, fallback = causal_fit_time(args.fit_vars, args.fit_samples)
-    print(f"compute_causal_weights: {args.fit_vars} variables x {args.fit_samples} samples: "
-          f"{seconds:.2f} s (fallback: {fallback})")
 
 
 if __name__ == "__main__":
