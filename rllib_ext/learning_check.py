@@ -88,14 +88,15 @@ def check_experiment(exp: Experiment, *, storage: str | None = None) -> list[Che
 
 
 def format_table(rows: list[CheckRow]) -> str:
-    header = (f"{'config':<32} {'seed':>4} {'threshold':>9} {'reached at':>11} {'best':>8} "
+    width = max([len("config"), *(len(r.config) for r in rows)])
+    header = (f"{'config':<{width}} {'seed':>4} {'threshold':>9} {'reached at':>11} {'best':>8} "
               f"{'final':>8} {'env steps':>10}  result")
     lines = [header, "-" * len(header)]
     for r in rows:
         reached = f"{r.reached_at:,}" if r.reached_at is not None else "-"
         result = "error: " + r.error if r.error else ("pass" if r.passed else "FAIL")
         lines.append(
-            f"{r.config[-32:]:<32} {r.seed:>4} {r.threshold:>9g} {reached:>11} {r.best:>8.3f} "
+            f"{r.config:<{width}} {r.seed:>4} {r.threshold:>9g} {reached:>11} {r.best:>8.3f} "
             f"{r.final:>8.3f} {r.env_steps:>10,}  {result}"
         )
     return "\n".join(lines)

@@ -1,0 +1,22 @@
+"""The pass-criterion table of `rllib-ext check`."""
+
+from __future__ import annotations
+
+from rllib_ext.learning_check import CheckRow, format_table
+
+
+def _row(config, seed, reached_at):
+    return CheckRow(config=config, seed=seed, metric="m", threshold=950, within_env_steps=100,
+                    reached_at=reached_at, best=960.0 if reached_at else 866.625, final=900.0,
+                    env_steps=102_726, error=None)
+
+
+def test_table_keeps_long_config_names_whole_and_aligned():
+    long = "configs/pg/inverted_pendulum_with_a_long_name.yaml"
+    lines = format_table([_row(long, 0, None), _row("configs/a.yaml", 1, 50)]).splitlines()
+    assert lines[2].startswith(long + " ")
+    assert lines[2].endswith("FAIL") and lines[3].endswith("pass")
+    # Every column starts at the same offset in every row.
+    assert len({len(line) - len(line.lstrip()) for line in lines}) == 1
+    assert lines[2].index("866.625") == lines[0].index("best") + len("best") - len("866.625")
+    assert "50" in lines[3] and "102,726" in lines[3]
