@@ -48,6 +48,7 @@ class PADDPGConfig(ParameterisedActionConfig):
 
     learning_rate_knobs = ("lr_actor", "lr_critic")
     hidden_knobs = ("actor_hiddens", "critic_hiddens")
+    polyak_knobs = ("tau_actor", "tau_critic")
 
     def __init__(self, algo_class=None):
         super().__init__(algo_class=algo_class or PADDPG)
@@ -126,12 +127,6 @@ class PADDPGConfig(ParameterisedActionConfig):
         from rllib_ext.algorithms.paddpg.torch.paddpg_torch_learner import PADDPGTorchLearner
 
         return PADDPGTorchLearner
-
-    @override(ParameterisedActionConfig)
-    def validate(self) -> None:
-        super().validate()
-        for name in ("tau_actor", "tau_critic"):
-            self.check_positive(name, at_most=1.0)
 
 
 class PADDPG(ParameterisedActionAlgorithm):

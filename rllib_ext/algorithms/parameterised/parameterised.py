@@ -55,13 +55,16 @@ class ParameterisedActionConfig(AlgorithmConfig):
     """Knobs shared by :class:`~rllib_ext.PDQNConfig` and :class:`~rllib_ext.PADDPGConfig`.
 
     Subclasses set ``learning_rate_knobs`` (the names of their per-network step sizes, which
-    replace ``lr``) and ``hidden_knobs`` (their layer-width lists) and add their own knobs.
+    replace ``lr``), ``hidden_knobs`` (their layer-width lists) and ``polyak_knobs`` (their
+    target-network rates) and add their own knobs.
     """
 
     #: Names of the per-network learning rates (``lr`` must stay None).
     learning_rate_knobs: tuple[str, ...] = ()
     #: Names of the hidden-layer width lists.
     hidden_knobs: tuple[str, ...] = ()
+    #: Names of the Polyak (target-network) rates, each in (0, 1].
+    polyak_knobs: tuple[str, ...] = ()
 
     def __init__(self, algo_class=None):
         super().__init__(algo_class=algo_class)
@@ -207,6 +210,8 @@ class ParameterisedActionConfig(AlgorithmConfig):
                      "gaussian_sigma"):
             self.check_positive(name)
         self.check_positive("ou_sigma", allow_zero=True)
+        for name in self.polyak_knobs:
+            self.check_positive(name, at_most=1.0)
         for name in ("epsilon_initial", "epsilon_final"):
             self.check_positive(name, allow_zero=True, at_most=1.0)
         if not 0.0 <= self.gamma <= 1.0:

@@ -44,6 +44,7 @@ class PDQNConfig(ParameterisedActionConfig):
 
     learning_rate_knobs = ("lr_q", "lr_param")
     hidden_knobs = ("q_hiddens", "param_hiddens")
+    polyak_knobs = ("tau_q", "tau_param")
 
     def __init__(self, algo_class=None):
         super().__init__(algo_class=algo_class or PDQN)
@@ -142,8 +143,6 @@ class PDQNConfig(ParameterisedActionConfig):
         super().validate()
         self.check_choice("variant", VARIANTS)
         self.check_choice("param_loss_weighting", WEIGHTINGS)
-        for name in ("tau_q", "tau_param"):
-            self.check_positive(name, at_most=1.0)
 
 
 class PDQN(ParameterisedActionAlgorithm):
