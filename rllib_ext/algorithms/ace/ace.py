@@ -32,6 +32,7 @@ from ray.rllib.utils.annotations import override
 from rllib_ext.algorithms.ace.callbacks import ACECallback
 from rllib_ext.algorithms.ace.causal import TRANSFORMS, TransitionFIFO
 from rllib_ext.algorithms.spaces import probe_env_spaces
+from rllib_ext.algorithms.threads import limit_torch_threads
 
 RESET_VARIANTS = ("none", "reset", "causal_reset", "dormant_reset", "causal_dormant_reset")
 #: Algorithm-state key of ACE's causal bookkeeping (FIFO, fit counters, current weights).
@@ -238,6 +239,7 @@ class ACE(SAC):
 
     @override(SAC)
     def setup(self, config: ACEConfig) -> None:
+        limit_torch_threads(config)
         obs_space, action_space = probe_env_spaces(config)
         self.causal_fifo = TransitionFIFO(config.causal_sample_size, obs_space.shape[0],
                                           action_space.shape[0])

@@ -43,6 +43,7 @@ from rllib_ext.algorithms.parameterised.parameterised_learner import (
 )
 from rllib_ext.algorithms.parameterised.replay import TransitionReplay
 from rllib_ext.algorithms.spaces import probe_env_spaces
+from rllib_ext.algorithms.threads import limit_torch_threads
 from rllib_ext.hooks import STRATEGIES
 
 NOISES = ("ou", "gaussian", "uniform", "none")
@@ -288,6 +289,7 @@ class ParameterisedActionAlgorithm(Algorithm):
 
     @override(Algorithm)
     def setup(self, config: ParameterisedActionConfig) -> None:
+        limit_torch_threads(config)
         super().setup(config)
         obs_space, action_space = probe_env_spaces(self.config)
         self.action_layout = layout_from_space(action_space, self.config.param_layout)

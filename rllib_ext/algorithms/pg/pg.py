@@ -32,6 +32,7 @@ from ray.rllib.utils.metrics import (
 from rllib_ext.algorithms.pg.advantages import BASELINES, add_advantages_to_episodes
 from rllib_ext.algorithms.pg.importance_sampling import IMPORTANCE_SAMPLING_MODES
 from rllib_ext.algorithms.spaces import probe_env_spaces
+from rllib_ext.algorithms.threads import limit_torch_threads
 
 
 class PGConfig(AlgorithmConfig):
@@ -294,6 +295,7 @@ class PG(Algorithm):
 
     @override(Algorithm)
     def setup(self, config) -> None:
+        limit_torch_threads(config)
         super().setup(config)
         # The last off_policy_reuse batches (lists of complete episodes), newest first. Each
         # episode keeps the behaviour log-probs its env runner recorded (Columns.ACTION_LOGP).
