@@ -10,6 +10,9 @@ from rllib_ext.cli.config_file import DEFAULT_METRIC, ENV_STEPS_KEY
 
 #: Learner metrics drawn in ``learner_metrics.png`` when present (any module).
 LEARNER_METRIC_SUFFIXES = ("loss", "entropy", "gradient_norm", "mean_advantage")
+#: ACE's per-action-dimension causal weights (``ace/causal_weight_<i>``), drawn in
+#: ``causal_weights.png`` when present.
+CAUSAL_WEIGHT_PREFIX = "ace/causal_weight_"
 
 
 def find_progress_files(run_dir: str | Path) -> list[Path]:
@@ -38,8 +41,10 @@ def _label(path: Path, run_dir: Path) -> str:
 
 def plot_run(run_dir: str | Path, out_dir: str | Path | None = None,
              metric: str = DEFAULT_METRIC) -> list[Path]:
-    """Writes ``returns.png`` (metric vs env steps, one line per trial) and, if the learners
-    reported any, ``learner_metrics.png`` (losses, entropy, gradient norm). Returns the paths."""
+    """Writes ``returns.png`` (metric vs env steps, one line per trial); if the learners
+    reported any, ``learner_metrics.png`` (losses, entropy, gradient norm); for ACE runs,
+    ``causal_weights.png`` (one panel per trial, one line per action dimension). Returns the
+    paths."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,4 +106,31 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None,
         fig.savefig(path, dpi=100)
         plt.close(fig)
         written.append(path)
+
+    weighted = [(label, cols, _causal_weight_keys(cols)) for label, cols in runs]
+    weighted = [(label, cols, keys) for label, cols, keys in weighted
+                if keys and ENV_STEPS_KEY in cols]
+    if weighted:
+        fig, axes = plt.subplots(len(weighted), 1, figsize=(7, 3 * len(weighted)),
+                                 squeeze=False)
+        for ax, (label, cols, keys) in zip(axes.flat, weighted, strict=True):
+            for key in keys:
+                ax.plot(cols[ENV_STEPS_KEY], cols[key],
+                        label=f"a_{key.removeprefix(CAUSAL_WEIGHT_PREFIX)}")
+            ax.set_title(f"{label}: causal weights", fontsize=9)
+            ax.set_xlabel("env steps", fontsize=8)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, ncol=min(len(keys), 6))
+        fig.tight_layout()
+        path = out_dir / "causal_weights.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
     return written
+
+
+def _causal_weight_keys(cols: dict[str, list[float]]) -> list[str]:
+    """``ace/causal_weight_<i>`` columns in dimension order (0, 1, ..., 10, not 0, 1, 10)."""
+    keys = [k for k in cols if k.startswith(CAUSAL_WEIGHT_PREFIX)
+            and k.removeprefix(CAUSAL_WEIGHT_PREFIX).isdigit()]
+    return sorted(keys, key=lambda k: int(k.removeprefix(CAUSAL_WEIGHT_PREFIX)))

@@ -133,6 +133,7 @@ def test_train_plot_evaluate_on_an_existing_cluster(ray_session, tmp_path, capsy
     png = exp_dir / "returns.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     assert (exp_dir / "learner_metrics.png").stat().st_size > 5000
+    assert not (exp_dir / "causal_weights.png").exists()  # PG reports no causal weights
 
     capsys.readouterr()
     assert main(["evaluate", str(checkpoints[0].parent), "--episodes", "2"]) == 0
@@ -153,6 +154,25 @@ def test_tune_command_runs_the_search_space(ray_session, tmp_path, capsys):
     assert any(line.endswith("<- best") for line in trial_lines)
     (exp_dir,) = storage.iterdir()
     assert len(list(exp_dir.rglob("progress.csv"))) == 2
+
+
+def test_plot_draws_ace_causal_weights_per_trial(tmp_path):
+    from rllib_ext.cli.plot import _causal_weight_keys, plot_run
+
+    header = ["num_env_steps_sampled_lifetime", "env_runners/episode_return_mean"]
+    header += [f"ace/causal_weight_{i}" for i in (10, 0, 2, 1)] + ["ace/causal_weight_x"]
+    for trial in ("trial_a", "trial_b"):
+        (tmp_path / trial).mkdir()
+        rows = [",".join(header)]
+        rows += [",".join(str(v) for v in (1000 * k, -k, 1, 1 + k, 1 - k / 10, 1, "")) for k
+                 in range(5)]
+        (tmp_path / trial / "progress.csv").write_text("\n".join(rows) + "\n")
+
+    written = plot_run(tmp_path)
+    assert [p.name for p in written] == ["returns.png", "causal_weights.png"]
+    assert (tmp_path / "causal_weights.png").stat().st_size > 5000
+    cols = {k: [1.0] for k in header}
+    assert _causal_weight_keys(cols) == [f"ace/causal_weight_{i}" for i in (0, 1, 2, 10)]
 
 
 def test_plot_and_evaluate_reject_bad_paths(tmp_path, capsys):
