@@ -335,8 +335,10 @@ class ParameterisedActionAlgorithm(Algorithm):
             learner_results = self.learner_group.update(
                 batch=MultiAgentBatch({"default_policy": SampleBatch(data)},
                                       env_steps=num_updates * batch_size),
-                # Consecutive minibatches of one batch each: num_updates gradient steps.
-                minibatch_size=cfg.train_batch_size_per_learner,
+                # One RLlib minibatch: the learner cuts it into num_updates consecutive
+                # batches (ParameterisedActionTorchLearner._update), so RLlib's per-minibatch
+                # slicing and logging run once per training_step, not per gradient step.
+                minibatch_size=None,
                 num_epochs=1,
                 shuffle_batch_per_epoch=False,
                 timesteps={

@@ -52,6 +52,30 @@ class ParameterisedActionTorchLearner(EpsilonScheduleLearner, TorchLearner):
             )
 
     @override(TorchLearner)
+    def _update(self, batch):
+        """One gradient step per ``train_batch_size_per_learner`` rows, in order.
+
+        The algorithm hands over all the rows one ``training_step`` trains on (``num_updates``
+        batches) as a single RLlib minibatch, so RLlib converts, slices and logs that data once
+        per ``training_step`` rather than once per gradient step. Here the rows are cut into
+        consecutive batches (tensor views, no copy) and each gets its own forward, backward,
+        optimizer step and Polyak update — the same gradient steps as ``num_updates``
+        minibatches would give. A last, shorter chunk (rows not a multiple of the batch size)
+        is trained on as it is.
+        """
+        size = self.config.train_batch_size_per_learner
+        rows = max(len(module_batch) for module_batch in batch.values())
+        if rows <= size:
+            return super()._update(batch)
+        for start in range(0, rows, size):
+            out = super()._update({
+                module_id: {key: column[start:start + size]
+                            for key, column in module_batch.items()}
+                for module_id, module_batch in batch.items()
+            })
+        return out
+
+    @override(TorchLearner)
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
         losses, stats = self.compute_named_losses(
             self.module[module_id].unwrapped(), batch, config)
