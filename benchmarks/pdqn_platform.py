@@ -4,11 +4,14 @@ replay and exploration, at the reference setting (one update per env step), side
 Prints env steps/s and updates/s of both, their ratio, where RLlib's time goes (its own
 per-iteration timers), and the greedy return each reached. Run:
     .venv/bin/python benchmarks/pdqn_platform.py [--steps 3000] [--eval-episodes 100] \
-        [--threads N] [--fragments 1 8]
+        [--threads N] [--fragments 1 8] [--envs 1 8]
 
 ``--threads`` sets torch's intra-op threads for all runs (they share this process: the local
 env runner and the local learner run here). With a 128-unit network and batch 128, thread
-hand-offs cost more than they save, most of all on a busy machine.
+hand-offs cost more than they save, most of all on a busy machine. ``--envs`` sets
+``num_envs_per_env_runner`` (one gymnasium vector env of N Platforms): the env runner's per-step
+connector and module work is then shared by N env steps; the replay ratio stays one update per
+env step. Every (fragment, envs) pair is one RLlib run.
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ PLATFORM = "rllib_ext/Platform-v0"
 INITIAL_PARAMS = [-0.8, -0.97222, 0.86047]
 
 
-def make_config(rollout_fragment_length: int):
+def make_config(rollout_fragment_length: int, num_envs: int = 1):
     from rllib_ext import PDQNConfig
 
     return (
         PDQNConfig()
         .environment(PLATFORM, env_config={"scale": True})
-        .env_runners(num_env_runners=0, rollout_fragment_length=rollout_fragment_length)
+        .env_runners(num_env_runners=0, rollout_fragment_length=rollout_fragment_length,
+                     num_envs_per_env_runner=num_envs)
         .training(initial_params=INITIAL_PARAMS)
         .reporting(min_sample_timesteps_per_iteration=250, min_time_s_per_iteration=0)
         .debugging(seed=1, log_level="ERROR")
@@ -125,8 +129,8 @@ def plain_loop(steps: int) -> dict:
             "module": module}
 
 
-def rllib_run(steps: int, rollout_fragment_length: int) -> dict:
-    algo = make_config(rollout_fragment_length).build_algo()
+def rllib_run(steps: int, rollout_fragment_length: int, num_envs: int) -> dict:
+    algo = make_config(rollout_fragment_length, num_envs).build_algo()
     try:
         start = time.perf_counter()
         updates = 0
@@ -156,6 +160,8 @@ def main() -> None:
                    help="torch intra-op threads for every run (default 1)")
     p.add_argument("--fragments", type=int, nargs="+", default=[1, 8],
                    help="rollout_fragment_length values of the RLlib runs (default 1 8)")
+    p.add_argument("--envs", type=int, nargs="+", default=[1],
+                   help="num_envs_per_env_runner values of the RLlib runs (default 1)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     import ray
@@ -167,14 +173,16 @@ def main() -> None:
     plain = plain_loop(args.steps)
     runs = {"plain PyTorch loop": plain}
     for fragment in args.fragments:
-        runs[f"RLlib PDQN, fragment {fragment}"] = rllib_run(args.steps, fragment)
+        for num_envs in args.envs:
+            runs[f"RLlib PDQN, fragment {fragment}, envs {num_envs}"] = rllib_run(
+                args.steps, fragment, num_envs)
     print(f"\nMP-DQN on Platform, {args.steps} env steps, one update per env step (after 500), "
           f"torch threads {torch.get_num_threads()}")
-    print(f"{'':<28} {'env steps/s':>12} {'updates/s':>10} {'vs plain':>9} "
+    print(f"{'':<36} {'env steps/s':>12} {'updates/s':>10} {'vs plain':>9} "
           f"{'greedy return':>14}")
     for name, r in runs.items():
         ret = greedy_return(r["module"], args.eval_episodes)
-        print(f"{name:<28} {r['steps_per_s']:>12.1f} {r['updates_per_s']:>10.1f} "
+        print(f"{name:<36} {r['steps_per_s']:>12.1f} {r['updates_per_s']:>10.1f} "
               f"{r['steps_per_s'] / plain['steps_per_s']:>8.2f}x {ret:>14.3f}")
     for name, r in runs.items():
         if "timers" in r:
