@@ -79,6 +79,7 @@ class ParameterisedActionConfig(AlgorithmConfig):
         # Shared settings.
         self.activation = "relu"
         self.initial_params = None
+        self.initial_param_weights = None
         self.param_layout = None
         self.replay_capacity = 10_000
         self.updates_per_env_step = 1.0
@@ -98,6 +99,7 @@ class ParameterisedActionConfig(AlgorithmConfig):
         *,
         activation=NotProvided,
         initial_params=NotProvided,
+        initial_param_weights=NotProvided,
         param_layout=NotProvided,
         replay_capacity=NotProvided,
         updates_per_env_step=NotProvided,
@@ -120,6 +122,11 @@ class ParameterisedActionConfig(AlgorithmConfig):
             initial_params: Initial action parameters (all K actions, normalised to [-1, 1])
                 carried by a frozen passthrough layer, e.g. [-0.8, -0.97222, 0.86047] for
                 Platform (run(3), hop(10), leap(400)); None = zeros.
+            initial_param_weights: Weights of that frozen passthrough layer, one row of
+                obs-size numbers per action parameter (all K actions, in order): the initial
+                parameters become ``initial_params + W @ obs``, a hand-made linear policy. The
+                reference's Goal settings make the kick-to target follow the ball and the
+                keeper this way (configs/pdqn/goal.yaml). None = zeros (constant parameters).
             param_layout: Parameters per discrete action [P_1, ..., P_K], only for a flat
                 ``Tuple(Discrete(K), Box(P))`` action space (entries may be 0).
             replay_capacity: Transitions kept in replay (10 000 Platform, 20 000 Goal).
@@ -161,6 +168,7 @@ class ParameterisedActionConfig(AlgorithmConfig):
         return super()._model_config_auto_includes | {
             "activation": self.activation,
             "initial_params": self.initial_params,
+            "initial_param_weights": self.initial_param_weights,
             "param_layout": self.param_layout,
             "squash": self.action_gradient_strategy == "squash",
             "noise": self.exploration_noise,
@@ -278,6 +286,16 @@ class ParameterisedActionConfig(AlgorithmConfig):
                 f"initial_params has {len(self.initial_params)} values but the action space has "
                 f"{layout.total_params} parameters ({list(layout.param_dims)} per action)."
             )
+        if self.initial_param_weights is not None:
+            shape = np.shape(np.asarray(self.initial_param_weights, dtype=object))
+            wanted = (layout.total_params, int(observation_space.shape[0]))
+            if shape != wanted:
+                self._value_error(
+                    f"initial_param_weights has shape {shape}, but the passthrough layer maps "
+                    f"{wanted[1]} observation features to {wanted[0]} action parameters: give "
+                    f"{wanted[0]} rows of {wanted[1]} numbers ({list(layout.param_dims)} "
+                    "parameters per action), or None."
+                )
 
 
 class ParameterisedActionAlgorithm(Algorithm):

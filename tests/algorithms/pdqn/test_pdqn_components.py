@@ -71,6 +71,8 @@ def test_random_weighting_is_unit_norm():
     (lambda c: c.training(replay_capacity=200), "exceeds replay_capacity=200"),
     (lambda c: c.training(action_gradient_strategy="clip"), "action_gradient_strategy='clip'"),
     (lambda c: c.training(initial_params=[0.0]), "initial_params has 1 values"),
+    (lambda c: c.training(initial_param_weights=[[0.0] * 9] * 2),
+     r"initial_param_weights has shape \(2, 9\).*give 3 rows of 9 numbers"),
     (lambda c: setattr(c, "env_config", {}), "env_config=\\{'scale'"),
     (lambda c: c.environment(ToyHybridEnv).training(param_layout=None), "ambiguous"),
 ])
@@ -79,3 +81,16 @@ def test_config_validation(mutate, match):
     mutate(config)
     with pytest.raises(ValueError, match=match):
         config.validate()
+
+
+def test_initial_policy_is_bias_plus_weights_times_obs():
+    """The frozen passthrough layer: before any training the parameter network proposes
+    initial_params + W @ obs (the MLP body's output layer starts at zero), and W never trains."""
+    from rllib_ext.algorithms.pdqn.torch.default_pdqn_torch_rl_module import ParamNet
+
+    weights = [[0.5, 0.0], [0.0, -2.0], [1.0, 1.0]]
+    net = ParamNet(2, 3, [4], "relu", None, [0.1, 0.2, 0.3], False, weights)
+    obs = torch.tensor([[1.0, 2.0], [-1.0, 0.5]])
+    expected = torch.tensor([[0.1 + 0.5, 0.2 - 4.0, 0.3 + 3.0], [0.1 - 0.5, 0.2 - 1.0, 0.3 - 0.5]])
+    torch.testing.assert_close(net(obs), expected)
+    assert not any(p.requires_grad for p in net.passthrough.parameters())

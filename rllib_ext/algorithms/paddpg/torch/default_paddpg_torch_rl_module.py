@@ -34,13 +34,14 @@ class Actor(nn.Module):
     """State -> (scores (B, K), parameters (B, P)); tanh-bounded with ``squash``."""
 
     def __init__(self, obs_dim, num_actions, total_params, hiddens, activation, out_std,
-                 initial_params, squash: bool):
+                 initial_params, squash: bool, initial_weights=None):
         super().__init__()
         self.trunk = hidden_layers(obs_dim, hiddens, activation)
         last = hiddens[-1] if len(hiddens) else obs_dim
         self.score_head = output_layer(last, num_actions, out_std)
         self.param_head = output_layer(last, total_params, out_std)
-        self.passthrough = make_passthrough(obs_dim, total_params, initial_params)
+        self.passthrough = make_passthrough(obs_dim, total_params, initial_params,
+                                            initial_weights)
         self.squash = squash
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,16 +68,17 @@ class DefaultPADDPGTorchRLModule(ParameterisedActionTorchRLModule):
 
     ``model_config`` keys (filled in by ``PADDPGConfig``), besides the base module's:
     ``actor_hiddens``, ``critic_hiddens``, ``activation``, ``actor_output_init_std``,
-    ``critic_output_init_std``, ``initial_params``, ``squash``. Exploration outputs
-    ``action_scores`` next to the actions; the env runner stores them in the episode's
-    extra model outputs and the replay keeps them for the critic.
+    ``critic_output_init_std``, ``initial_params``, ``initial_param_weights``, ``squash``.
+    Exploration outputs ``action_scores`` next to the actions; the env runner stores them in
+    the episode's extra model outputs and the replay keeps them for the critic.
     """
 
     def setup_networks(self):
         cfg = self.model_config
         k, p = self.layout.num_actions, self.layout.total_params
         self.actor = Actor(self.obs_dim, k, p, cfg["actor_hiddens"], cfg["activation"],
-                           cfg["actor_output_init_std"], cfg["initial_params"], cfg["squash"])
+                           cfg["actor_output_init_std"], cfg["initial_params"], cfg["squash"],
+                           cfg.get("initial_param_weights"))
         if not self.inference_only:
             self.critic = Critic(self.obs_dim, k, p, cfg["critic_hiddens"], cfg["activation"],
                                  cfg["critic_output_init_std"])

@@ -43,13 +43,17 @@ def mlp(in_dim: int, hiddens, out_dim: int, activation: str, out_std: float | No
     return nn.Sequential(*body, output_layer(last, out_dim, out_std, zero_default=zero_default))
 
 
-def make_passthrough(obs_dim: int, total_params: int, initial_params) -> nn.Linear:
-    """The reference's frozen "passthrough" layer: weights 0, bias = the user-given initial
-    action parameters (zeros if None), never trained. Added to the parameter head's output,
-    it makes the initial policy propose ``initial_params`` in every state."""
+def make_passthrough(obs_dim: int, total_params: int, initial_params,
+                     initial_weights=None) -> nn.Linear:
+    """The reference's frozen "passthrough" layer: bias = the user-given initial action
+    parameters, weights = an optional hand-made linear policy (both zeros if None), never
+    trained. Added to the parameter head's output, it makes the initial policy propose
+    ``initial_params + initial_weights @ obs``."""
     layer = nn.Linear(obs_dim, total_params)
     nn.init.zeros_(layer.weight)
     with torch.no_grad():
+        if initial_weights is not None:
+            layer.weight.copy_(torch.as_tensor(initial_weights, dtype=torch.float32))
         layer.bias.copy_(
             torch.as_tensor(initial_params, dtype=torch.float32)
             if initial_params is not None else torch.zeros(total_params)

@@ -32,11 +32,12 @@ class ParamNet(nn.Module):
     user-given initial parameters; tanh-bounded with ``squash``."""
 
     def __init__(self, obs_dim, total_params, hiddens, activation, out_std, initial_params,
-                 squash: bool):
+                 squash: bool, initial_weights=None):
         super().__init__()
         # Reference default for the parameter head without an init std: zero weights.
         self.body = mlp(obs_dim, hiddens, total_params, activation, out_std, zero_default=True)
-        self.passthrough = make_passthrough(obs_dim, total_params, initial_params)
+        self.passthrough = make_passthrough(obs_dim, total_params, initial_params,
+                                            initial_weights)
         self.squash = squash
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -85,7 +86,7 @@ class DefaultPDQNTorchRLModule(ParameterisedActionTorchRLModule):
 
     ``model_config`` keys (filled in by ``PDQNConfig``), besides the base module's:
     ``variant``, ``q_hiddens``, ``param_hiddens``, ``activation``, ``q_output_init_std``,
-    ``param_output_init_std``, ``initial_params``, ``squash``.
+    ``param_output_init_std``, ``initial_params``, ``initial_param_weights``, ``squash``.
     """
 
     def setup_networks(self):
@@ -93,6 +94,7 @@ class DefaultPDQNTorchRLModule(ParameterisedActionTorchRLModule):
         self.param_net = ParamNet(
             self.obs_dim, self.layout.total_params, cfg["param_hiddens"], cfg["activation"],
             cfg["param_output_init_std"], cfg["initial_params"], cfg["squash"],
+            cfg.get("initial_param_weights"),
         )
         self.q_net = QNet(cfg["variant"], self.obs_dim, self.layout, cfg["q_hiddens"],
                           cfg["activation"], cfg["q_output_init_std"])
