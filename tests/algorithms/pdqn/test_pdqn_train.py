@@ -204,3 +204,19 @@ def test_one_minibatch_of_k_batches_equals_k_minibatches(ray_session):
     torch.manual_seed(0)
     fresh = config.build_learner(env=env).module["default_policy"].unwrapped().state_dict()
     assert any(not torch.equal(fresh[n], weights[None][n]) for n in fresh if "q_net" in n)
+
+
+def test_vector_env_runner_fills_the_replay_with_every_env_step(ray_session):
+    """num_envs_per_env_runner=2: each sub-env's episode chunks become transitions; nothing is
+    lost or duplicated, and one gradient step per env step still runs."""
+    algo = _tiny(variant="mpdqn").env_runners(num_envs_per_env_runner=2).build_algo()
+    try:
+        result = algo.train()
+        sampled = int(result["num_env_steps_sampled_lifetime"])
+        stored = len(algo.replay)
+        trained = result["learners"]["__all_modules__"]["num_module_steps_trained_lifetime"]
+    finally:
+        algo.stop()
+    assert sampled >= 64 and stored == sampled
+    # Learning starts at 32 stored transitions; every later env step buys one batch of 16.
+    assert trained == pytest.approx((sampled - 32) * 16, abs=2 * 16)
