@@ -37,13 +37,10 @@ def main() -> None:
     torch.set_num_threads(1)
 
     import ray
-    from pdqn_platform import make_config
+    from pdqn_platform import PlainUpdate, make_config
     from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 
     import rllib_ext
-    from rllib_ext.algorithms.parameterised.torch.networks import polyak_update
-    from rllib_ext.algorithms.pdqn.torch.pdqn_torch_learner import compute_pdqn_losses
-    from rllib_ext.hooks import ActionGradientHook
 
     ray.init(num_cpus=1, include_dashboard=False, logging_level="ERROR")
     rllib_ext.register()
@@ -64,27 +61,14 @@ def main() -> None:
         )
         return time.process_time() - start
 
-    module = copy.deepcopy(algo.learner_group._learner.module["default_policy"].unwrapped())
-    q_opt = torch.optim.Adam(module.q_net.parameters(), lr=cfg.lr_q)
-    param_params = [w for w in module.param_net.parameters() if w.requires_grad]
-    p_opt = torch.optim.Adam(param_params, lr=cfg.lr_param)
-    hook = ActionGradientHook(cfg.action_gradient_strategy)
+    update = PlainUpdate(
+        copy.deepcopy(algo.learner_group._learner.module["default_policy"].unwrapped()), cfg)
 
     def plain():
         data = algo.replay.sample(k * size)
         start = time.process_time()
         for i in range(k):
-            batch = {key: torch.as_tensor(v[i * size:(i + 1) * size]) for key, v in data.items()}
-            q_loss, param_loss, _ = compute_pdqn_losses(module, batch, cfg, hook)
-            q_opt.zero_grad()
-            p_opt.zero_grad()
-            (q_loss + param_loss).backward()
-            torch.nn.utils.clip_grad_norm_(module.q_net.parameters(), cfg.grad_clip)
-            torch.nn.utils.clip_grad_norm_(param_params, cfg.grad_clip)
-            q_opt.step()
-            p_opt.step()
-            polyak_update(module.q_net, module.target_q_net, cfg.tau_q)
-            polyak_update(module.param_net, module.target_param_net, cfg.tau_param)
+            update({key: v[i * size:(i + 1) * size] for key, v in data.items()})
         return time.process_time() - start
 
     paths = {"RLlib minibatches": lambda: rllib(size), "chunked (PDQN)": lambda: rllib(None),

@@ -65,6 +65,37 @@ def greedy_return(module, episodes: int, seed: int = 100) -> float:
     return float(np.mean(returns))
 
 
+class PlainUpdate:
+    """One gradient step of the reference on ``module``, without RLlib: the P-DQN losses, one
+    backward, per-network norm clipping, both Adam steps and both Polyak updates."""
+
+    def __init__(self, module, cfg):
+        from rllib_ext.hooks import ActionGradientHook
+
+        self.module, self.cfg = module, cfg
+        self.q_opt = torch.optim.Adam(module.q_net.parameters(), lr=cfg.lr_q)
+        self.param_params = [p for p in module.param_net.parameters() if p.requires_grad]
+        self.p_opt = torch.optim.Adam(self.param_params, lr=cfg.lr_param)
+        self.hook = ActionGradientHook(cfg.action_gradient_strategy)
+
+    def __call__(self, rows: dict) -> None:
+        from rllib_ext.algorithms.parameterised.torch.networks import polyak_update
+        from rllib_ext.algorithms.pdqn.torch.pdqn_torch_learner import compute_pdqn_losses
+
+        module, cfg = self.module, self.cfg
+        batch = {k: torch.as_tensor(v) for k, v in rows.items()}
+        q_loss, param_loss, _ = compute_pdqn_losses(module, batch, cfg, self.hook)
+        self.q_opt.zero_grad()
+        self.p_opt.zero_grad()
+        (q_loss + param_loss).backward()
+        torch.nn.utils.clip_grad_norm_(module.q_net.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(self.param_params, cfg.grad_clip)
+        self.q_opt.step()
+        self.p_opt.step()
+        polyak_update(module.q_net, module.target_q_net, cfg.tau_q)
+        polyak_update(module.param_net, module.target_param_net, cfg.tau_param)
+
+
 def plain_loop(steps: int) -> dict:
     """The reference's training loop, written directly against the rllib_ext pieces."""
     from ray.rllib.core.columns import Columns
@@ -72,13 +103,10 @@ def plain_loop(steps: int) -> dict:
 
     from rllib_ext.algorithms.parameterised.parameterised_learner import linear_epsilon
     from rllib_ext.algorithms.parameterised.replay import TransitionReplay
-    from rllib_ext.algorithms.parameterised.torch.networks import polyak_update
     from rllib_ext.algorithms.pdqn.torch.default_pdqn_torch_rl_module import (
         DefaultPDQNTorchRLModule,
     )
-    from rllib_ext.algorithms.pdqn.torch.pdqn_torch_learner import compute_pdqn_losses
     from rllib_ext.envs import make
-    from rllib_ext.hooks import ActionGradientHook
 
     torch.manual_seed(1)
     cfg = make_config(1)
@@ -87,10 +115,7 @@ def plain_loop(steps: int) -> dict:
         module_class=DefaultPDQNTorchRLModule, observation_space=env.observation_space,
         action_space=env.action_space, model_config=cfg.model_config,
     ).build()
-    q_opt = torch.optim.Adam(module.q_net.parameters(), lr=cfg.lr_q)
-    param_params = [p for p in module.param_net.parameters() if p.requires_grad]
-    p_opt = torch.optim.Adam(param_params, lr=cfg.lr_param)
-    hook = ActionGradientHook(cfg.action_gradient_strategy)
+    update = PlainUpdate(module, cfg)
     replay = TransitionReplay(cfg.replay_capacity, 9, 3, seed=1)
     obs, _ = env.reset(seed=1)
     episodes = updates = 0
@@ -111,18 +136,7 @@ def plain_loop(steps: int) -> dict:
             episodes += 1
             obs, _ = env.reset()
         if step + 1 >= cfg.num_steps_sampled_before_learning_starts:
-            batch = {k: torch.as_tensor(v) for k, v in replay.sample(cfg.total_train_batch_size)
-                     .items()}
-            q_loss, param_loss, _ = compute_pdqn_losses(module, batch, cfg, hook)
-            q_opt.zero_grad()
-            p_opt.zero_grad()
-            (q_loss + param_loss).backward()
-            torch.nn.utils.clip_grad_norm_(module.q_net.parameters(), cfg.grad_clip)
-            torch.nn.utils.clip_grad_norm_(param_params, cfg.grad_clip)
-            q_opt.step()
-            p_opt.step()
-            polyak_update(module.q_net, module.target_q_net, cfg.tau_q)
-            polyak_update(module.param_net, module.target_param_net, cfg.tau_param)
+            update(replay.sample(cfg.total_train_batch_size))
             updates += 1
     elapsed = time.perf_counter() - start
     return {"steps_per_s": steps / elapsed, "updates_per_s": updates / elapsed,
