@@ -82,6 +82,7 @@ class ParameterisedActionConfig(AlgorithmConfig):
         self.initial_param_weights = None
         self.param_layout = None
         self.replay_capacity = 10_000
+        self.reward_scale = 1.0
         self.updates_per_env_step = 1.0
         self.epsilon_initial = 1.0
         self.epsilon_final = 0.01
@@ -102,6 +103,7 @@ class ParameterisedActionConfig(AlgorithmConfig):
         initial_param_weights=NotProvided,
         param_layout=NotProvided,
         replay_capacity=NotProvided,
+        reward_scale=NotProvided,
         updates_per_env_step=NotProvided,
         num_steps_sampled_before_learning_starts=NotProvided,
         epsilon_initial=NotProvided,
@@ -130,6 +132,9 @@ class ParameterisedActionConfig(AlgorithmConfig):
             param_layout: Parameters per discrete action [P_1, ..., P_K], only for a flat
                 ``Tuple(Discrete(K), Box(P))`` action space (entries may be 0).
             replay_capacity: Transitions kept in replay (10 000 Platform, 20 000 Goal).
+            reward_scale: Factor on the rewards in the critic's TD target only (training);
+                returns, metrics and evaluation stay in the env's units. The reference
+                scripts use 1 (Platform, rewards <= 1) and 1/50 = 0.02 (Goal, +50 for a goal).
             updates_per_env_step: Replay ratio: gradient steps per sampled env step (1.0 as
                 the reference; 0.25..4).
             num_steps_sampled_before_learning_starts: Transitions in replay before the first
@@ -216,7 +221,7 @@ class ParameterisedActionConfig(AlgorithmConfig):
         self.check_choice("action_gradient_strategy", STRATEGIES)
         self.check_choice("activation", ACTIVATIONS)
         for name in (*self.learning_rate_knobs, "updates_per_env_step", "ou_theta",
-                     "gaussian_sigma"):
+                     "gaussian_sigma", "reward_scale"):
             self.check_positive(name)
         self.check_positive("ou_sigma", allow_zero=True)
         for name in self.polyak_knobs:

@@ -55,8 +55,9 @@ def _batch(n=4, seed=0):
     }
 
 
-def test_critic_target_uses_the_target_actor_and_critic(ray_session):
-    learner, module = _module()
+@pytest.mark.parametrize("reward_scale", [1.0, 0.5])
+def test_critic_target_uses_the_target_actor_and_critic(ray_session, reward_scale):
+    learner, module = _module(reward_scale=reward_scale)
     with torch.no_grad():
         module.critic.net[-1].weight.zero_()
         module.critic.net[-1].bias.fill_(0.5)          # Q(s, a) = 0.5 everywhere
@@ -64,8 +65,9 @@ def test_critic_target_uses_the_target_actor_and_critic(ray_session):
         module.target_critic.net[-1].bias.fill_(2.0)   # Q_target(s', a') = 2
     learner.compute_loss_for_module(module_id="default_policy", config=learner.config,
                                     batch=_batch(), fwd_out={})
-    # y = r + 0.9 * (1 - done) * 2 = [2.8, 0.5, 1.8, 3.8]; loss = mean((0.5 - y)^2).
-    y = np.array([2.8, 0.5, 1.8, 3.8])
+    # y = c * r + 0.9 * (1 - done) * 2, r = [1, 0.5, 0, 2], done = [0, 1, 0, 0];
+    # c = 1: [2.8, 0.5, 1.8, 3.8]; c = 0.5: [2.3, 0.25, 1.8, 2.8]. loss = mean((0.5 - y)^2).
+    y = {1.0: np.array([2.8, 0.5, 1.8, 3.8]), 0.5: np.array([2.3, 0.25, 1.8, 2.8])}[reward_scale]
     expected = np.mean((0.5 - y) ** 2)
     assert learner.metrics.peek(("default_policy", CRITIC_LOSS_KEY)) == pytest.approx(expected)
 

@@ -71,6 +71,7 @@ def test_random_weighting_is_unit_norm():
     (lambda c: c.training(replay_capacity=200), "exceeds replay_capacity=200"),
     (lambda c: c.training(action_gradient_strategy="clip"), "action_gradient_strategy='clip'"),
     (lambda c: c.training(initial_params=[0.0]), "initial_params has 1 values"),
+    (lambda c: c.training(reward_scale=0), r"reward_scale=0 must be > 0"),
     (lambda c: c.training(initial_param_weights=[[0.0] * 9] * 2),
      r"initial_param_weights has shape \(2, 9\).*give 3 rows of 9 numbers"),
     (lambda c: setattr(c, "env_config", {}), "env_config=\\{'scale'"),

@@ -36,9 +36,10 @@ def _param_weights(algo):
     return {k: v.clone() for k, v in algo.get_module().param_net.state_dict().items()}
 
 
-def test_td_target_uses_target_networks_and_plain_max(ray_session):
+@pytest.mark.parametrize("reward_scale", [1.0, 0.02])
+def test_td_target_uses_target_networks_and_plain_max(ray_session, reward_scale):
     env = make(*PLATFORM[:1], **PLATFORM[1])
-    learner = _tiny(variant="pdqn").build_learner(env=env)
+    learner = _tiny(variant="pdqn", reward_scale=reward_scale).build_learner(env=env)
     module = learner.module["default_policy"].unwrapped()
     with torch.no_grad():
         for net, bias in ((module.q_net.net, [0.5, 0.5, 0.5]),
@@ -52,9 +53,10 @@ def test_td_target_uses_target_networks_and_plain_max(ray_session):
     }
     learner.compute_loss_for_module(module_id="default_policy", config=learner.config,
                                     batch=batch, fwd_out={})
-    # y = r + 0.9 * (1 - done) * max(1, 2, 3) = [1 + 2.7, 0.5]; Q(s, a) = 0.5 everywhere.
+    # y = c * r + 0.9 * (1 - done) * max(1, 2, 3) = [c + 2.7, 0.5 c]; Q(s, a) = 0.5 everywhere.
     # (Double DQN would pick argmax of the online net - all ties - and use target Q = 1.)
-    expected = ((0.5 - 3.7) ** 2 + (0.5 - 0.5) ** 2) / 2
+    c = reward_scale
+    expected = ((0.5 - (c + 2.7)) ** 2 + (0.5 - 0.5 * c) ** 2) / 2
     q_loss = learner.metrics.peek(("default_policy", Q_LOSS_KEY))
     assert q_loss == pytest.approx(expected)
 

@@ -66,11 +66,11 @@ def compute_paddpg_losses(module, batch, config, hook: ActionGradientHook):
     not_done = 1.0 - batch[Columns.TERMINATEDS].float()
 
     # --- critic: TD regression (DDPG, Lillicrap et al. 2016, Eq. 4-6) --------------------------
-    #   y = r + gamma * Q_target(s', mu_target(s'))
+    #   y = c * r + gamma * Q_target(s', mu_target(s'))    (c = reward_scale)
     # with mu = (scores, parameters) from the *target* actor; no gradient flows into y.
     with torch.no_grad():
         next_q = module.target_critic(next_obs, *module.target_actor(next_obs))
-        y = batch[Columns.REWARDS] + config.gamma * not_done * next_q
+        y = config.reward_scale * batch[Columns.REWARDS] + config.gamma * not_done * next_q
     # Q(s, a) with the scores and all K parameter vectors *stored in replay*.
     q = module.critic(obs, batch[ACTION_SCORES], batch[ACTION_PARAMS])
     critic_loss = F.mse_loss(q, y)

@@ -62,12 +62,13 @@ def compute_pdqn_losses(module, batch, config, hook: ActionGradientHook):
     not_done = 1.0 - batch[Columns.TERMINATEDS].float()
 
     # --- Q-network: TD regression (Xiong et al. 2018, Eq. 8; Bester et al. Alg. 1) --------------
-    #   y = r + gamma * max_a' Q_target(s', a', x_target(s'))
+    #   y = c * r + gamma * max_a' Q_target(s', a', x_target(s'))    (c = reward_scale)
     # Targets come from the *target* networks and a plain max (not double Q), as in the
     # reference; no gradient flows into them.
     with torch.no_grad():
         next_q = module.target_q_net(next_obs, module.target_param_net(next_obs))
-        y = batch[Columns.REWARDS] + config.gamma * not_done * next_q.max(dim=-1).values
+        rewards = config.reward_scale * batch[Columns.REWARDS]
+        y = rewards + config.gamma * not_done * next_q.max(dim=-1).values
     # Q(s, a_b, x_b) with the parameters *stored in replay* (all K of them).
     q_taken = module.q_net(obs, x_buffer).gather(1, k.unsqueeze(1)).squeeze(1)
     q_loss = F.mse_loss(q_taken, y)
