@@ -65,8 +65,6 @@ class ParameterisedActionTorchLearner(EpsilonScheduleLearner, TorchLearner):
         """
         size = self.config.train_batch_size_per_learner
         rows = max(len(module_batch) for module_batch in batch.values())
-        if rows <= size:
-            return super()._update(batch)
         for start in range(0, rows, size):
             out = super()._update({
                 module_id: {key: column[start:start + size]
