@@ -8,6 +8,10 @@ time in the thread pool's spin-waits — measured here: MP-DQN on Goal, two tria
 local env runner live in that process, so its reservation is the algorithm's main-process
 bundle (``num_cpus_for_main_process``, or one learner's CPUs if larger when
 ``num_learners=0``). Reserve more CPUs there to get more threads.
+
+rllib_ext's algorithms apply the cap in their ``setup()``; the CLI adds
+:func:`limit_torch_threads_on_init` as an ``on_algorithm_init`` callback to RLlib's built-in
+algorithms (e.g. the SAC baselines in ``configs/``), so side-by-side trials compare fairly.
 """
 
 from __future__ import annotations
@@ -37,3 +41,9 @@ def limit_torch_threads(config) -> int | None:
         return None
     torch.set_num_threads(cpus)
     return cpus
+
+
+def limit_torch_threads_on_init(algorithm, **kwargs) -> None:
+    """``on_algorithm_init`` callback: :func:`limit_torch_threads` for an algorithm class that
+    does not apply it itself (RLlib's built-ins). Runs in the algorithm's own process."""
+    limit_torch_threads(algorithm.config)

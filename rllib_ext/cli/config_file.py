@@ -104,6 +104,7 @@ class Experiment:
             getattr(config, section)(**kwargs)
         if seed is not None:
             config.debugging(seed=seed)
+        _cap_torch_threads(config)
         try:
             config.validate()
         except ValueError as e:
@@ -116,6 +117,21 @@ class Experiment:
         for key, spec in (self.tune.get("param_space") or {}).items():
             space[key] = _search_space(key, spec)
         return space
+
+
+def _cap_torch_threads(config) -> None:
+    """RLlib's built-in algorithms get rllib_ext's torch-thread cap through ``on_algorithm_init``
+    (ours apply it in ``setup()``); a callback set in the file is kept and runs first."""
+    from rllib_ext.algorithms.threads import limit_torch_threads_on_init
+
+    if type(config).__module__.startswith("rllib_ext."):
+        return
+    existing = config.callbacks_on_algorithm_init
+    if existing is None:
+        existing = []
+    elif callable(existing):
+        existing = [existing]
+    config.callbacks(on_algorithm_init=[*existing, limit_torch_threads_on_init])
 
 
 def _load_object(key: str, value):

@@ -70,6 +70,37 @@ def test_good_config_parses(tmp_path):
     assert exp.criterion.threshold == 50 and exp.criterion.required == 3
 
 
+SAC_FILE = textwrap.dedent(
+    """
+    algorithm: SAC
+    env: Pendulum-v1
+    config:
+      env_runners: {num_env_runners: 0}
+    stop: {num_env_steps_sampled_lifetime: 400}
+    pass: {threshold: -250, within_env_steps: 20000}
+    """
+)
+
+
+def test_builtin_algorithms_get_the_torch_thread_cap(tmp_path):
+    """RLlib's own algorithms get the thread cap as an on_algorithm_init callback (kept through
+    Tune's param_space dict, after a callback the file names); rllib_ext's apply it in setup()."""
+    from ray.rllib.algorithms.sac import SACConfig
+
+    from rllib_ext.algorithms.threads import limit_torch_threads_on_init
+
+    exp = load_experiment(_write(tmp_path, SAC_FILE))
+    config = exp.build_config()
+    assert config.callbacks_on_algorithm_init == [limit_torch_threads_on_init]
+    restored = SACConfig().update_from_dict(exp.param_space(config))
+    assert restored.callbacks_on_algorithm_init == [limit_torch_threads_on_init]
+
+    own = exp.build_config(overrides={"callbacks": {"on_algorithm_init": "builtins:print"}})
+    assert own.callbacks_on_algorithm_init == [print, limit_torch_threads_on_init]
+
+    assert load_experiment(_write(tmp_path, GOOD)).build_config().callbacks_on_algorithm_init is None
+
+
 def _needs_a_missing_extra(env_id: str) -> bool:
     """True for an env whose optional dependency (e.g. MuJoCo, `pip install -e '.[mujoco]'`)
     is not installed here; such configs cannot build their algorithm config."""
