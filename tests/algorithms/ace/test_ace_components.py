@@ -256,3 +256,27 @@ def test_config_requires_the_ace_callback():
     with pytest.raises(ValueError, match=r"config.callbacks\(\[ACECallback"):
         _config().callbacks(RLlibCallback).validate()
     _config().callbacks([ACECallback, RLlibCallback]).validate()
+
+
+def test_diagnostics_see_a_dead_action_stream():
+    """A fresh critic depends on the action; with every unit of both action streams' last layer
+    pushed below zero (what training did to Pendulum seed 2), Q ignores a: dQ/da = 0."""
+    import gymnasium as gym
+
+    from rllib_ext.algorithms.ace.diagnostics import live_action_units, mean_abs_dq_da
+
+    env = gym.make("Pendulum-v1")
+    module = _config().rl_module(model_config={"fcnet_hiddens": [8, 8]}).get_rl_module_spec(
+        env=env).build()
+    obs = torch.tensor(np.stack([env.observation_space.sample() for _ in range(32)]))
+    live = live_action_units(module)
+    assert set(live) == {"qf_encoder", "qf_twin_encoder"}
+    assert all(0 < n <= total == 8 for n, total in live.values())
+    assert mean_abs_dq_da(module, obs) > 0
+    with torch.no_grad():
+        for name in live:
+            last = [m for m in getattr(module, name).base_encoders["actions"].modules()
+                    if isinstance(m, torch.nn.Linear)][-1]
+            last.bias.fill_(-1e3)
+    assert live_action_units(module) == {"qf_encoder": (0, 8), "qf_twin_encoder": (0, 8)}
+    assert mean_abs_dq_da(module, obs) == 0.0
