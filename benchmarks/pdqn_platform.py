@@ -66,31 +66,39 @@ def greedy_return(module, episodes: int, seed: int = 100) -> float:
 
 
 class PlainUpdate:
-    """One gradient step of the reference on ``module``, without RLlib: the P-DQN losses, one
-    backward, per-network norm clipping, both Adam steps and both Polyak updates."""
+    """One gradient step of the reference on ``module``, without RLlib, in its order: the Q
+    loss, its backward, norm clip and Adam step; then the parameter loss on the *updated*
+    Q-network, its backward, clip and step; then both Polyak updates."""
 
     def __init__(self, module, cfg):
         from rllib_ext.hooks import ActionGradientHook
 
         self.module, self.cfg = module, cfg
-        self.q_opt = torch.optim.Adam(module.q_net.parameters(), lr=cfg.lr_q)
+        self.q_opt = torch.optim.Adam(module.q_net.parameters(), lr=cfg.lr_q,
+                                      betas=tuple(cfg.adam_betas))
         self.param_params = [p for p in module.param_net.parameters() if p.requires_grad]
-        self.p_opt = torch.optim.Adam(self.param_params, lr=cfg.lr_param)
+        self.p_opt = torch.optim.Adam(self.param_params, lr=cfg.lr_param,
+                                      betas=tuple(cfg.adam_betas))
         self.hook = ActionGradientHook(cfg.action_gradient_strategy)
 
     def __call__(self, rows: dict) -> None:
         from rllib_ext.algorithms.parameterised.torch.networks import polyak_update
-        from rllib_ext.algorithms.pdqn.torch.pdqn_torch_learner import compute_pdqn_losses
+        from rllib_ext.algorithms.pdqn.torch.pdqn_torch_learner import (
+            compute_param_loss,
+            compute_q_loss,
+        )
 
         module, cfg = self.module, self.cfg
         batch = {k: torch.as_tensor(v) for k, v in rows.items()}
-        q_loss, param_loss, _ = compute_pdqn_losses(module, batch, cfg, self.hook)
+        q_loss, _ = compute_q_loss(module, batch, cfg)
         self.q_opt.zero_grad()
-        self.p_opt.zero_grad()
-        (q_loss + param_loss).backward()
+        q_loss.backward()
         torch.nn.utils.clip_grad_norm_(module.q_net.parameters(), cfg.grad_clip)
-        torch.nn.utils.clip_grad_norm_(self.param_params, cfg.grad_clip)
         self.q_opt.step()
+        param_loss, _ = compute_param_loss(module, batch, cfg, self.hook)
+        self.p_opt.zero_grad()
+        param_loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.param_params, cfg.grad_clip)
         self.p_opt.step()
         polyak_update(module.q_net, module.target_q_net, cfg.tau_q)
         polyak_update(module.param_net, module.target_param_net, cfg.tau_param)

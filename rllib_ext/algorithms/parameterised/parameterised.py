@@ -39,6 +39,10 @@ from rllib_ext.algorithms.parameterised.action_layout import (
     param_boxes,
 )
 from rllib_ext.algorithms.parameterised.parameterised_learner import (
+    EPSILON_BUFFER,
+    scheduled_epsilon,
+)
+from rllib_ext.algorithms.parameterised.parameterised_learner import (
     NUM_EPISODES_LIFETIME as EPISODES_KEY,
 )
 from rllib_ext.algorithms.parameterised.replay import TransitionReplay
@@ -83,6 +87,7 @@ class ParameterisedActionConfig(AlgorithmConfig):
         self.param_layout = None
         self.replay_capacity = 10_000
         self.reward_scale = 1.0
+        self.adam_betas = (0.9, 0.999)
         self.updates_per_env_step = 1.0
         self.epsilon_initial = 1.0
         self.epsilon_final = 0.01
@@ -104,6 +109,7 @@ class ParameterisedActionConfig(AlgorithmConfig):
         param_layout=NotProvided,
         replay_capacity=NotProvided,
         reward_scale=NotProvided,
+        adam_betas=NotProvided,
         updates_per_env_step=NotProvided,
         num_steps_sampled_before_learning_starts=NotProvided,
         epsilon_initial=NotProvided,
@@ -135,6 +141,9 @@ class ParameterisedActionConfig(AlgorithmConfig):
             reward_scale: Factor on the rewards in the critic's TD target only (training);
                 returns, metrics and evaluation stay in the env's units. The reference
                 scripts use 1 (Platform, rewards <= 1) and 1/50 = 0.02 (Goal, +50 for a goal).
+            adam_betas: (beta1, beta2) of every network's Adam optimizer, each in [0, 1).
+                The reference's P-DQN agents use PyTorch's (0.9, 0.999), its PA-DDPG agent
+                (0.95, 0.999).
             updates_per_env_step: Replay ratio: gradient steps per sampled env step (1.0 as
                 the reference; 0.25..4).
             num_steps_sampled_before_learning_starts: Transitions in replay before the first
@@ -228,6 +237,13 @@ class ParameterisedActionConfig(AlgorithmConfig):
             self.check_positive(name, at_most=1.0)
         for name in ("epsilon_initial", "epsilon_final"):
             self.check_positive(name, allow_zero=True, at_most=1.0)
+        betas = self.adam_betas
+        if not (isinstance(betas, (list, tuple)) and len(betas) == 2 and all(
+                isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1
+                for b in betas)):
+            self._value_error(
+                f"adam_betas={betas!r} must be two numbers in [0, 1); e.g. "
+                "config.training(adam_betas=(0.9, 0.999)).")
         if not 0.0 <= self.gamma <= 1.0:
             self._value_error(f"gamma={self.gamma} is outside [0, 1]; e.g. training(gamma=0.9).")
         for name in self.hidden_knobs:
@@ -322,6 +338,22 @@ class ParameterisedActionAlgorithm(Algorithm):
             extra_columns=self.replay_extra_columns(self.action_layout), seed=self.config.seed,
         )
         self._update_credit = 0.0  # fractional gradient steps owed (updates_per_env_step)
+        self._runners_epsilon: float | None = None  # the ε last set on the env runners
+
+    def set_runners_epsilon(self, epsilon: float) -> None:
+        """Sets ε on every env runner when the schedule moved (once per episode while it
+        decays), learning or not: the reference decays ε per episode from episode 0, and the
+        weight sync after an update only starts once learning does. The learners compute the
+        same value from the same counts, so the weights they sync carry it too."""
+        if epsilon == self._runners_epsilon:
+            return
+
+        def set_epsilon(env_runner):
+            if env_runner.module is not None:  # a local runner beside remote ones has none
+                getattr(env_runner.module, EPSILON_BUFFER).fill_(epsilon)
+
+        self.env_runner_group.foreach_env_runner(set_epsilon, local_env_runner=True)
+        self._runners_epsilon = epsilon
 
     @override(Algorithm)
     def training_step(self) -> None:
@@ -339,8 +371,13 @@ class ParameterisedActionAlgorithm(Algorithm):
             new_steps = self.replay.add_episodes(episodes, self.action_layout)
         self.metrics.log_value(REPLAY_SIZE_KEY, len(self.replay), window=1)
 
-        env_steps = self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME),
-                                      default=0)
+        timesteps = {
+            NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
+                (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0),
+            EPISODES_KEY: self.metrics.peek(
+                (ENV_RUNNER_RESULTS, NUM_EPISODES_LIFETIME), default=0),
+        }
+        self.set_runners_epsilon(scheduled_epsilon(cfg, timesteps))
         # Counted on the replay, not the lifetime steps: the replay is not checkpointed, so a
         # restored algorithm refills it before learning again.
         if len(self.replay) < cfg.num_steps_sampled_before_learning_starts:
@@ -364,11 +401,7 @@ class ParameterisedActionAlgorithm(Algorithm):
                 minibatch_size=None,
                 num_epochs=1,
                 shuffle_batch_per_epoch=False,
-                timesteps={
-                    NUM_ENV_STEPS_SAMPLED_LIFETIME: env_steps,
-                    EPISODES_KEY: self.metrics.peek(
-                        (ENV_RUNNER_RESULTS, NUM_EPISODES_LIFETIME), default=0),
-                },
+                timesteps=timesteps,
             )
             self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
         with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):

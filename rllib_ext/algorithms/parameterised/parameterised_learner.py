@@ -30,22 +30,26 @@ def linear_epsilon(count: float, *, initial: float, final: float, duration: int)
     return initial - (initial - final) * count / duration
 
 
-class EpsilonScheduleLearner(Learner):
-    """Sets the exploration rate of every module before each update (then synced to the env
-    runners with the weights). Losses live in the torch subclasses."""
+def scheduled_epsilon(config, timesteps: dict) -> float:
+    """ε of ``config``'s schedule after the lifetime counts in ``timesteps``
+    (``NUM_EPISODES_LIFETIME`` completed episodes or ``NUM_ENV_STEPS_SAMPLED_LIFETIME``, over
+    all env runners, by ``config.epsilon_decay_unit``)."""
+    by_episode = config.epsilon_decay_unit == "episode"
+    count = timesteps.get(NUM_EPISODES_LIFETIME if by_episode else
+                          NUM_ENV_STEPS_SAMPLED_LIFETIME, 0) or 0
+    return linear_epsilon(count, initial=config.epsilon_initial, final=config.epsilon_final,
+                          duration=config.epsilon_decay_duration)
 
-    def current_epsilon(self, timesteps: dict) -> float:
-        cfg = self.config
-        by_episode = cfg.epsilon_decay_unit == "episode"
-        count = timesteps.get(NUM_EPISODES_LIFETIME if by_episode else
-                              NUM_ENV_STEPS_SAMPLED_LIFETIME, 0) or 0
-        return linear_epsilon(count, initial=cfg.epsilon_initial, final=cfg.epsilon_final,
-                              duration=cfg.epsilon_decay_duration)
+
+class EpsilonScheduleLearner(Learner):
+    """Sets the exploration rate of every module before each update, from the same counts the
+    algorithm uses for the env runners' ε, so the weights synced to them carry the same value.
+    Losses live in the torch subclasses."""
 
     @override(Learner)
     def before_gradient_based_update(self, *, timesteps: dict) -> None:
         super().before_gradient_based_update(timesteps=timesteps)
-        epsilon = self.current_epsilon(timesteps)
+        epsilon = scheduled_epsilon(self.config, timesteps)
         for module_id in self.module.keys():
             getattr(self.module[module_id].unwrapped(), EPSILON_BUFFER).fill_(epsilon)
             self.metrics.log_value((module_id, EPSILON_KEY), epsilon, window=1)

@@ -11,7 +11,10 @@ from ray.rllib.core.columns import Columns
 
 from rllib_ext import PADDPGConfig
 from rllib_ext.algorithms.paddpg.paddpg_learner import ACTION_SCORES, CRITIC_LOSS_KEY
-from rllib_ext.algorithms.paddpg.torch.paddpg_torch_learner import compute_paddpg_losses
+from rllib_ext.algorithms.paddpg.torch.paddpg_torch_learner import (
+    compute_actor_loss,
+    compute_critic_loss,
+)
 from rllib_ext.algorithms.parameterised.parameterised_learner import (
     ACTION_INDEX,
     ACTION_PARAMS,
@@ -63,13 +66,12 @@ def test_critic_target_uses_the_target_actor_and_critic(ray_session, reward_scal
         module.critic.net[-1].bias.fill_(0.5)          # Q(s, a) = 0.5 everywhere
         module.target_critic.net[-1].weight.zero_()
         module.target_critic.net[-1].bias.fill_(2.0)   # Q_target(s', a') = 2
-    learner.compute_loss_for_module(module_id="default_policy", config=learner.config,
-                                    batch=_batch(), fwd_out={})
+    _, stats = compute_critic_loss(module, _batch(), learner.config)
     # y = c * r + 0.9 * (1 - done) * 2, r = [1, 0.5, 0, 2], done = [0, 1, 0, 0];
     # c = 1: [2.8, 0.5, 1.8, 3.8]; c = 0.5: [2.3, 0.25, 1.8, 2.8]. loss = mean((0.5 - y)^2).
     y = {1.0: np.array([2.8, 0.5, 1.8, 3.8]), 0.5: np.array([2.3, 0.25, 1.8, 2.8])}[reward_scale]
     expected = np.mean((0.5 - y) ** 2)
-    assert learner.metrics.peek(("default_policy", CRITIC_LOSS_KEY)) == pytest.approx(expected)
+    assert stats[CRITIC_LOSS_KEY].item() == pytest.approx(expected)
 
 
 def test_actor_loss_gradient_is_the_deterministic_policy_gradient(ray_session):
@@ -77,8 +79,7 @@ def test_actor_loss_gradient_is_the_deterministic_policy_gradient(ray_session):
     the actor loss leaves the critic's weights without gradient."""
     learner, module = _module(action_gradient_strategy="none")
     batch = _batch()
-    _, actor_loss, _ = compute_paddpg_losses(module, batch, learner.config,
-                                             ActionGradientHook("none"))
+    actor_loss, _ = compute_actor_loss(module, batch, learner.config, ActionGradientHook("none"))
     actor_params = [p for p in module.actor.parameters() if p.requires_grad]
     ours = torch.autograd.grad(actor_loss, actor_params, allow_unused=True)
     direct = -module.critic(batch[Columns.OBS], *module.actor(batch[Columns.OBS])).mean()
@@ -103,7 +104,7 @@ class _SpyHook(ActionGradientHook):
 def test_hook_is_applied_to_scores_and_parameters(ray_session):
     learner, module = _module()
     spy = _SpyHook()
-    compute_paddpg_losses(module, _batch(), learner.config, spy)
+    compute_actor_loss(module, _batch(), learner.config, spy)
     assert spy.calls == [((4, 3), -1.0, 1.0), ((4, 3), -1.0, 1.0)]
 
 
@@ -114,8 +115,8 @@ def test_inverting_changes_the_actor_gradient(ray_session):
         module.actor.score_head.bias.fill_(3.0)
     grads = {}
     for strategy in ("invert", "zero", "none"):
-        _, actor_loss, _ = compute_paddpg_losses(module, batch, learner.config,
-                                                 ActionGradientHook(strategy))
+        actor_loss, _ = compute_actor_loss(module, batch, learner.config,
+                                           ActionGradientHook(strategy))
         grads[strategy] = torch.autograd.grad(actor_loss, module.actor.score_head.bias)[0]
     # Past the bound the inverted gradient points back inside (or is 0): dQ/d(scores) > 0
     # components flip sign, "zero" drops them, "none" keeps them.
@@ -148,7 +149,8 @@ def test_exploration_outputs_scores_and_uniform_actions(ray_session):
     (ToyHybridEnv, {"param_layout": [1, 0, 1], "exploration_noise": "uniform"}),   # flat Box
 ])
 def test_each_action_space_form_trains_and_replays_the_scores(ray_session, env, training):
-    algo = _tiny(env, **training).build_algo()
+    # epsilon_final=1: every step explores, so every stored score is a U(0, 1) draw.
+    algo = _tiny(env, epsilon_final=1.0, **training).build_algo()
     try:
         before = {k: v.clone() for k, v in algo.get_module().actor.state_dict().items()}
         result = algo.train()
@@ -159,7 +161,6 @@ def test_each_action_space_form_trains_and_replays_the_scores(ray_session, env, 
     learner = result["learners"]["default_policy"]
     assert np.isfinite(learner[CRITIC_LOSS_KEY]) and np.isfinite(learner["actor_loss"])
     assert any(not torch.equal(before[k], after[k]) for k in before)
-    # Early on ε ≈ 1: the stored scores are the U(0, 1) draws of the exploratory steps.
     assert scores.shape[1] == algo.action_layout.num_actions
     assert np.all((scores >= 0) & (scores < 1)) and scores.std() > 0.1
     np.testing.assert_array_equal(

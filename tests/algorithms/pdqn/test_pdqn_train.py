@@ -12,6 +12,7 @@ from ray.rllib.core.columns import Columns
 from rllib_ext import PDQNConfig
 from rllib_ext.algorithms.parameterised.parameterised_learner import ACTION_INDEX, ACTION_PARAMS
 from rllib_ext.algorithms.pdqn.pdqn_learner import Q_LOSS_KEY
+from rllib_ext.algorithms.pdqn.torch.pdqn_torch_learner import compute_q_loss
 from rllib_ext.envs import make
 
 from ..parameterised.toy_env import ToyHybridEnv
@@ -51,14 +52,12 @@ def test_td_target_uses_target_networks_and_plain_max(ray_session, reward_scale)
         ACTION_INDEX: torch.tensor([0, 2]), ACTION_PARAMS: torch.zeros(2, 3),
         Columns.REWARDS: torch.tensor([1.0, 0.5]), Columns.TERMINATEDS: torch.tensor([0.0, 1.0]),
     }
-    learner.compute_loss_for_module(module_id="default_policy", config=learner.config,
-                                    batch=batch, fwd_out={})
+    _, stats = compute_q_loss(module, batch, learner.config)
     # y = c * r + 0.9 * (1 - done) * max(1, 2, 3) = [c + 2.7, 0.5 c]; Q(s, a) = 0.5 everywhere.
     # (Double DQN would pick argmax of the online net - all ties - and use target Q = 1.)
     c = reward_scale
     expected = ((0.5 - (c + 2.7)) ** 2 + (0.5 - 0.5 * c) ** 2) / 2
-    q_loss = learner.metrics.peek(("default_policy", Q_LOSS_KEY))
-    assert q_loss == pytest.approx(expected)
+    assert stats[Q_LOSS_KEY].item() == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("env, training", [
@@ -164,13 +163,56 @@ def test_goal_probability_is_a_reported_metric(ray_session):
     assert 0.0 <= result["env_runners"][GOAL_SCORED_KEY] <= 1.0
 
 
-def test_remote_learner(ray_session):
-    algo = _tiny().learners(num_learners=1).build_algo()
+def _schedule(episodes, duration):
+    """The reference's per-episode linear ε (1 -> 0.01 over ``duration`` episodes), in the
+    float32 the module buffer holds."""
+    return np.float32(1.0 - 0.99 * min(episodes, duration) / duration)
+
+
+def test_epsilon_decays_from_the_first_episode_before_learning(ray_session):
+    # Learning starts at 400 stored transitions: this iteration (64 env steps) has no update,
+    # yet the env runner's ε already follows the episodes completed so far.
+    algo = (_tiny(epsilon_decay_duration=50)
+            .training(num_steps_sampled_before_learning_starts=400).build_algo())
     try:
         result = algo.train()
+        epsilon = algo.env_runner.module.epsilon.item()
+    finally:
+        algo.stop()
+    assert "default_policy" not in result.get("learners", {})  # no gradient step yet
+    episodes = result["env_runners"]["num_episodes_lifetime"]
+    assert episodes >= 2
+    assert epsilon == _schedule(episodes, 50) < 1.0
+
+
+def _learner_weights(algo) -> list[dict]:
+    return [r.get() for r in algo.learner_group.foreach_learner(
+        lambda learner: learner.module["default_policy"].unwrapped().state_dict())]
+
+
+def test_two_env_runners_and_two_learners(ray_session):
+    """Two remote env runners share one ε, counted over both; two learners (gradients averaged
+    over them in every sequential stage) end each iteration with identical weights."""
+    algo = (_tiny(epsilon_decay_duration=50)
+            .env_runners(num_env_runners=2, num_cpus_per_env_runner=0.5)
+            .learners(num_learners=2, num_cpus_per_learner=0.5)
+            .build_algo())
+    try:
+        before = _learner_weights(algo)[0]
+        for _ in range(2):
+            result = algo.train()
+        learner_weights = _learner_weights(algo)
+        runner_epsilons = algo.env_runner_group.foreach_env_runner(
+            lambda er: er.module.epsilon.item(), local_env_runner=False)
     finally:
         algo.stop()
     assert np.isfinite(result["learners"]["default_policy"][Q_LOSS_KEY])
+    first, second = learner_weights
+    assert any(not torch.equal(before[k], first[k]) for k in before)
+    for k in first:
+        torch.testing.assert_close(first[k], second[k], rtol=0, atol=0, msg=k)
+    episodes = result["env_runners"]["num_episodes_lifetime"]
+    assert runner_epsilons == [_schedule(episodes, 50)] * 2
 
 
 def test_one_minibatch_of_k_batches_equals_k_minibatches(ray_session):

@@ -1,9 +1,13 @@
 """Torch learner base of the parameterised-action algorithms: the action-gradient hook, one
-Adam optimizer per network, the loss plumbing and the soft target updates."""
+Adam optimizer per network, the reference's sequential critic-then-actor gradient step and the
+soft target updates."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+import torch.distributed as dist
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.utils.annotations import override
 
@@ -11,14 +15,43 @@ from rllib_ext.algorithms.parameterised.parameterised_learner import EpsilonSche
 from rllib_ext.algorithms.parameterised.torch.networks import polyak_update
 from rllib_ext.hooks import ActionGradientHook
 
+#: One stage of a gradient step: (optimizer name, loss function). The function maps
+#: ``(module, batch, config)`` to ``(loss, {metric: value})`` (the metrics include the loss under
+#: its own key); the loss must reach only the weights of that optimizer.
+Stage = tuple[str, Callable[..., tuple[torch.Tensor, dict]]]
+
 
 class ParameterisedActionTorchLearner(EpsilonScheduleLearner, TorchLearner):
     """What P-DQN's and PA-DDPG's torch learners share. Subclasses define:
 
     - :meth:`optimized_networks`: ``[(optimizer name, network, learning rate)]``;
     - :meth:`target_networks`: ``[(online, target, tau)]``, Polyak-averaged after every step;
-    - :meth:`compute_named_losses`: ``({loss name: loss}, {metric: value})``; the losses are
-      summed into one backward pass, so each must reach only its own network's weights.
+    - :meth:`update_stages`: the ordered :data:`Stage` list of one gradient step, critic first.
+
+    **One gradient step, as the reference agents take it** (cycraig/MP-DQN ``pdqn.py`` and
+    ``paddpg.py``, ``_optimize_td_loss``): for each stage in order, compute its loss on the
+    networks *as the previous stages left them*, backpropagate, clip that network's gradient
+    norm and step its optimizer; then Polyak-update every target network. For P-DQN and
+    PA-DDPG this means the critic (Q-network) steps first and the actor's loss takes dQ/dx
+    from the *just-updated* critic on the same batch. Computing both losses on the pre-step
+    critic and taking one backward (RLlib's default) learns measurably worse on Platform.
+
+    RLlib methods overridden, and why:
+
+    - ``TorchLearner._uncompiled_update`` (one batch): RLlib runs ``forward_train`` →
+      ``compute_losses`` → ``compute_gradients`` (one backward over the summed losses) →
+      ``postprocess_gradients`` → ``apply_gradients``, which cannot express a loss computed
+      after another network's step. Here each stage does its own backward, gradient-norm clip
+      (RLlib's clip function, per optimizer, ``grad_clip`` / ``grad_clip_by``) and
+      ``apply_gradients`` (RLlib's non-finite handling and optimizer step). With several
+      learners the gradients are averaged over them with one ``all_reduce`` per stage: RLlib's
+      DDP wrapper only syncs a backward that follows a DDP ``forward``, once per forward, so
+      it is not called (the losses use the unwrapped networks; DDP still broadcasts the
+      initial weights).
+    - ``TorchLearner._update`` (one RLlib minibatch): cuts the minibatch into consecutive
+      ``train_batch_size_per_learner`` batches, one gradient step each (see there).
+    - ``Learner.compute_loss_for_module``: required by RLlib, but a summed loss is exactly what
+      this learner does not take; it raises and names :meth:`update_stages`.
     """
 
     @override(TorchLearner)
@@ -37,7 +70,7 @@ class ParameterisedActionTorchLearner(EpsilonScheduleLearner, TorchLearner):
                                                              float]]:
         raise NotImplementedError
 
-    def compute_named_losses(self, module, batch, config) -> tuple[dict, dict]:
+    def update_stages(self) -> list[Stage]:
         raise NotImplementedError
 
     @override(TorchLearner)
@@ -48,7 +81,8 @@ class ParameterisedActionTorchLearner(EpsilonScheduleLearner, TorchLearner):
             trainable = [p for p in network.parameters() if p.requires_grad]
             self.register_optimizer(
                 module_id=module_id, optimizer_name=name,
-                optimizer=torch.optim.Adam(trainable), params=trainable, lr_or_lr_schedule=lr,
+                optimizer=torch.optim.Adam(trainable, betas=tuple(config.adam_betas)),
+                params=trainable, lr_or_lr_schedule=lr,
             )
 
     @override(TorchLearner)
@@ -58,8 +92,8 @@ class ParameterisedActionTorchLearner(EpsilonScheduleLearner, TorchLearner):
         The algorithm hands over all the rows one ``training_step`` trains on (``num_updates``
         batches) as a single RLlib minibatch, so RLlib converts, slices and logs that data once
         per ``training_step`` rather than once per gradient step. Here the rows are cut into
-        consecutive batches (tensor views, no copy) and each gets its own forward, backward,
-        optimizer step and Polyak update — the same gradient steps as ``num_updates``
+        consecutive batches (tensor views, no copy) and each gets its own sequential gradient
+        step (:meth:`_uncompiled_update`) — the same gradient steps as ``num_updates``
         minibatches would give. A last, shorter chunk (rows not a multiple of the batch size)
         is trained on as it is.
         """
@@ -74,23 +108,55 @@ class ParameterisedActionTorchLearner(EpsilonScheduleLearner, TorchLearner):
         return out
 
     @override(TorchLearner)
-    def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
-        losses, stats = self.compute_named_losses(
-            self.module[module_id].unwrapped(), batch, config)
-        self.metrics.log_dict(
-            {**{name: loss.detach() for name, loss in losses.items()}, **stats},
-            key=module_id, window=1,
-        )
-        return sum(losses.values())
+    def _uncompiled_update(self, batch, **kwargs):
+        """One sequential gradient step on ``batch`` (see the class docstring)."""
+        self._compute_off_policyness(batch)
+        total_loss = {}
+        for module_id, module_batch in batch.items():
+            module = self.module[module_id].unwrapped()
+            config = self.config.get_config_for_module(module_id)
+            total = 0.0
+            for optimizer_name, loss_fn in self.update_stages():
+                loss, stats = loss_fn(module, module_batch, config)
+                self._step_optimizer(module_id, optimizer_name, loss, config)
+                self.metrics.log_dict(stats, key=module_id, window=1)
+                total = total + loss.detach()
+            # Soft target updates after every stage has stepped (the reference's order).
+            for online, target, tau in self.target_networks(module, config):
+                polyak_update(online, target, tau)
+            total_loss[module_id] = total
+        return {}, total_loss, {}
+
+    def _step_optimizer(self, module_id, optimizer_name, loss, config) -> None:
+        """backward → average over learners → clip → RLlib's ``apply_gradients`` for one
+        optimizer. Every gradient is cleared first, so no other network is stepped again."""
+        for optim in self._optimizer_parameters:
+            optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim = self.get_optimizer(module_id, optimizer_name)
+        grads = self.filter_param_dict_for_optimizer(
+            {pid: p.grad for pid, p in self._params.items()}, optim)
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            flat = torch.cat([g.reshape(-1) for g in grads.values()])
+            dist.all_reduce(flat)
+            flat /= dist.get_world_size()
+            for g, averaged in zip(grads.values(), flat.split([g.numel() for g in
+                                                               grads.values()]), strict=True):
+                g.copy_(averaged.view_as(g))
+        if config.grad_clip:
+            norm = self._get_clip_function()(grads, grad_clip=config.grad_clip,
+                                             grad_clip_by=config.grad_clip_by)
+            if norm is not None:
+                self.metrics.log_value((module_id, f"gradients_{optimizer_name}_global_norm"),
+                                       norm, window=1)
+        self.apply_gradients(grads)
 
     @override(TorchLearner)
-    def apply_gradients(self, gradients_dict) -> None:
-        super().apply_gradients(gradients_dict)
-        for module_id in self.module.keys():
-            config = self.config.get_config_for_module(module_id)
-            for online, target, tau in self.target_networks(
-                    self.module[module_id].unwrapped(), config):
-                polyak_update(online, target, tau)
+    def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
+        raise NotImplementedError(
+            f"{type(self).__name__} takes one backward per network in order (critic, then "
+            "actor on the updated critic), not one summed loss; its losses are the functions "
+            "in update_stages().")
 
 
 def fraction_out_of_bounds(values: torch.Tensor, low: float, high: float) -> torch.Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from ray.rllib.core.columns import Columns
@@ -31,7 +33,8 @@ from rllib_ext.hooks import ActionGradientHook
 
 class PDQNTorchLearner(PDQNLearner, ParameterisedActionTorchLearner):
     """Two optimizers per module: ``"q"`` (Q-network, ``lr_q``) and ``"param"`` (parameter
-    network, ``lr_param``); soft target updates after every gradient step. The
+    network, ``lr_param``), stepped in that order (the Q step first, then the parameter loss on
+    the updated Q-network); soft target updates after every gradient step. The
     action-gradient hook (``make_action_gradient_hook``, overridable) comes from the base
     class."""
 
@@ -46,22 +49,17 @@ class PDQNTorchLearner(PDQNLearner, ParameterisedActionTorchLearner):
                 (module.param_net, module.target_param_net, config.tau_param)]
 
     @override(ParameterisedActionTorchLearner)
-    def compute_named_losses(self, module, batch, config):
-        q_loss, param_loss, stats = compute_pdqn_losses(
-            module, batch, config, self.action_gradient_hook)
-        # One backward serves both optimizers: q_loss only reaches q_net (the replayed
-        # parameters are data) and param_loss only reaches param_net (dQ/dx is detached).
-        return {Q_LOSS_KEY: q_loss, PARAM_LOSS_KEY: param_loss}, stats
+    def update_stages(self):
+        return [("q", compute_q_loss),
+                ("param", functools.partial(compute_param_loss, hook=self.action_gradient_hook))]
 
 
-def compute_pdqn_losses(module, batch, config, hook: ActionGradientHook):
-    """(q_loss, param_loss, stats) of one P-DQN update on ``batch`` (a dict of tensors)."""
+def compute_q_loss(module, batch, config):
+    """(q_loss, stats): the Q-network's TD regression on ``batch`` (a dict of tensors)."""
     obs, next_obs = batch[Columns.OBS], batch[Columns.NEXT_OBS]
     k = batch[ACTION_INDEX].long()
-    x_buffer = batch[ACTION_PARAMS]
     not_done = 1.0 - batch[Columns.TERMINATEDS].float()
-
-    # --- Q-network: TD regression (Xiong et al. 2018, Eq. 8; Bester et al. Alg. 1) --------------
+    # Xiong et al. 2018, Eq. 8; Bester et al. 2019, Alg. 1:
     #   y = c * r + gamma * max_a' Q_target(s', a', x_target(s'))    (c = reward_scale)
     # Targets come from the *target* networks and a plain max (not double Q), as in the
     # reference; no gradient flows into them.
@@ -69,12 +67,20 @@ def compute_pdqn_losses(module, batch, config, hook: ActionGradientHook):
         next_q = module.target_q_net(next_obs, module.target_param_net(next_obs))
         rewards = config.reward_scale * batch[Columns.REWARDS]
         y = rewards + config.gamma * not_done * next_q.max(dim=-1).values
-    # Q(s, a_b, x_b) with the parameters *stored in replay* (all K of them).
-    q_taken = module.q_net(obs, x_buffer).gather(1, k.unsqueeze(1)).squeeze(1)
+    # Q(s, a_b, x_b) with the parameters *stored in replay* (all K of them): they are data, so
+    # this loss reaches only q_net.
+    q_taken = module.q_net(obs, batch[ACTION_PARAMS]).gather(1, k.unsqueeze(1)).squeeze(1)
     q_loss = F.mse_loss(q_taken, y)
+    return q_loss, {Q_LOSS_KEY: q_loss.detach(), Q_MEAN_KEY: q_taken.mean().detach(),
+                    TARGET_MEAN_KEY: y.mean()}
 
-    # --- parameter network: ascend Q along the action-parameter gradient -------------------------
-    #   grad_theta J = sum_b dQ/dx(s_b, x_b) * dx/dtheta, with x = x_theta(s)  (Eq. 10)
+
+def compute_param_loss(module, batch, config, hook: ActionGradientHook):
+    """(param_loss, stats): the parameter network's loss on ``batch``, taking dQ/dx from
+    ``module.q_net`` as it is now (the learner calls it after the Q step)."""
+    obs, k = batch[Columns.OBS], batch[ACTION_INDEX].long()
+    # Ascend Q along the action-parameter gradient (Xiong et al. 2018, Eq. 10):
+    #   grad_theta J = sum_b dQ/dx(s_b, x_b) * dx/dtheta,  x = x_theta(s)
     x = module.param_net(obs)
     # A leaf copy of x: dQ/dx is taken w.r.t. it, so the Q-network's weights get no gradient from
     # this loss (the reference accumulates them and discards them later).
@@ -89,13 +95,11 @@ def compute_pdqn_losses(module, batch, config, hook: ActionGradientHook):
     # (sign flip). dq_dx is data here, x carries the graph into param_net. Summed, not averaged,
     # over the batch: dq_dx already carries the 1/B of the mean above.
     param_loss = -(dq_dx * x).sum()
-    stats = {
-        Q_MEAN_KEY: q_taken.mean().detach(),
-        TARGET_MEAN_KEY: y.mean(),
+    return param_loss, {
+        PARAM_LOSS_KEY: param_loss.detach(),
         ACTION_GRAD_NORM_KEY: dq_dx.norm(dim=-1).mean(),
         PARAMS_OUT_OF_BOUNDS_KEY: fraction_out_of_bounds(x, PARAM_LOW, PARAM_HIGH),
     }
-    return q_loss, param_loss, stats
 
 
 def weighted_q(q_all: torch.Tensor, k: torch.Tensor, config) -> torch.Tensor:
@@ -104,12 +108,12 @@ def weighted_q(q_all: torch.Tensor, k: torch.Tensor, config) -> torch.Tensor:
     if config.param_loss_weighting == "weighted":  # empirical action frequencies
         w = torch.bincount(k, minlength=num_actions).to(q_all.dtype) / k.shape[0]
     elif config.param_loss_weighting == "average":
-        w = torch.full((num_actions,), 1.0 / num_actions, dtype=q_all.dtype)
+        w = q_all.new_full((num_actions,), 1.0 / num_actions)
     elif config.param_loss_weighting == "random_weighted":
-        w = torch.rand(num_actions, dtype=q_all.dtype)
+        w = torch.rand(num_actions, dtype=q_all.dtype, device=q_all.device)
         w = w / w.norm()
     else:  # "sum"
-        w = torch.ones(num_actions, dtype=q_all.dtype)
+        w = q_all.new_ones(num_actions)
     q = q_all * w
     if config.indexed:  # only Q(s, a_b) of the action taken
         q = q * F.one_hot(k, num_actions).to(q.dtype)
