@@ -10,7 +10,9 @@ A config file (``configs/<algo>/<env>.yaml``)::
       env_runners: {num_env_runners: 0}
       rl_module: {model_config: {fcnet_hiddens: [64, 64]}}
     stop: {num_env_steps_sampled_lifetime: 100000}
-    checkpoint_every: 0                 # iterations between checkpoints (0: only at the end)
+    checkpoint_every: 0                 # iterations between checkpoints (0: only at the end;
+                                        # with evaluation: every evaluation_interval, keeping
+                                        # the best by the evaluation metric and the last)
     pass:                               # the learning test run by `rllib-ext check`
       metric: env_runners/episode_return_mean
       threshold: 150
@@ -54,6 +56,8 @@ SEARCH_SPACES = ("grid_search", "choice", "uniform", "loguniform", "randint", "q
 #: ``stop`` keys that count env steps (used for ETA and the pass criterion).
 ENV_STEPS_KEY = "num_env_steps_sampled_lifetime"
 DEFAULT_METRIC = "env_runners/episode_return_mean"
+#: RLlib's (greedy, by default) evaluation return: what a run's best checkpoint is scored by.
+EVALUATION_METRIC = "evaluation/env_runners/episode_return_mean"
 
 
 class ConfigError(ValueError):
@@ -110,6 +114,20 @@ class Experiment:
         except ValueError as e:
             raise ConfigError(f"{self.path}: the algorithm config is invalid:\n  {e}") from None
         return config
+
+    @property
+    def evaluation_interval(self) -> int:
+        """Iterations between RLlib evaluations (0: the config does not evaluate)."""
+        interval = (self.sections.get("evaluation") or {}).get("evaluation_interval")
+        return interval if isinstance(interval, int) and interval > 0 else 0
+
+    @property
+    def evaluation_metric(self) -> str:
+        """The metric a checkpoint is scored by: the pass criterion's when it is an evaluation
+        metric, else RLlib's evaluation return (higher is better)."""
+        if self.criterion and self.criterion.metric.startswith("evaluation/"):
+            return self.criterion.metric
+        return EVALUATION_METRIC
 
     def param_space(self, config) -> dict:
         """``config.to_dict()`` with the file's ``tune.param_space`` turned into Tune objects."""
@@ -233,6 +251,12 @@ def load_experiment(name: str | Path) -> Experiment:
     checkpoint_every = raw.get("checkpoint_every", 0)
     if not isinstance(checkpoint_every, int) or checkpoint_every < 0:
         _fail(where, f"'checkpoint_every' must be an integer >= 0, got {checkpoint_every!r}.")
+    interval = (sections.get("evaluation") or {}).get("evaluation_interval")
+    if isinstance(interval, int) and interval > 0 and checkpoint_every % interval:
+        _fail(where, f"'checkpoint_every' ({checkpoint_every}) must be a multiple of "
+                     f"evaluation.evaluation_interval ({interval}) so that every checkpoint "
+                     "is scored by an evaluation; e.g. checkpoint_every: "
+                     f"{interval * max(1, round(checkpoint_every / interval))}.")
 
     return Experiment(
         path=path,

@@ -11,11 +11,11 @@ import numbers
 import sys
 from pathlib import Path
 
+from rllib_ext.cli.checkpoints import CHOICES as CHECKPOINT_CHOICES
 from rllib_ext.cli.quiet import quiet_ray
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-#: Result keys of RLlib's (greedy, by default) evaluation runs.
-EVALUATION_RETURN_KEY = "evaluation/env_runners/episode_return_mean"
+#: Result key of the episode count of RLlib's (greedy, by default) evaluation runs.
 EVALUATION_EPISODES_KEY = "evaluation/env_runners/num_episodes"
 
 
@@ -62,7 +62,15 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", parents=[cluster],
                        help="Run greedy episodes from a checkpoint and print their returns.")
-    e.add_argument("checkpoint", help="Checkpoint directory (printed by `train`).")
+    e.add_argument("checkpoint",
+                   help="A checkpoint directory, or a run / trial directory (tune_runs/<run>): "
+                        "then its best checkpoint by --metric (see --pick).")
+    e.add_argument("--pick", choices=CHECKPOINT_CHOICES, default="best",
+                   help="Which checkpoint of a run directory (default: best; 'last' if no "
+                        "checkpoint was evaluated).")
+    e.add_argument("--metric", default=None,
+                   help="Score of --pick best (default: "
+                        "evaluation/env_runners/episode_return_mean, higher is better).")
     e.add_argument("--episodes", type=int, default=10, metavar="N")
     e.add_argument("--gif", metavar="PATH",
                    help="Also save the first episode as an animated GIF (env must accept "
@@ -101,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _cmd_train(args) -> int:
     from rllib_ext.cli import runner
+    from rllib_ext.cli.checkpoints import describe, pick, run_checkpoints
     from rllib_ext.cli.config_file import ENV_STEPS_KEY, load_experiment
     from rllib_ext.cli.progress import format_duration, lookup
 
@@ -129,22 +138,30 @@ def _cmd_train(args) -> int:
         f"\ndone: {int(lookup(m, ENV_STEPS_KEY, 0)):,} env steps in "
         f"{format_duration(m.get('time_total_s', 0))}, episode_return_mean {shown}"
     )
-    greedy = lookup(m, EVALUATION_RETURN_KEY)
+    greedy = lookup(m, exp.evaluation_metric)
     if isinstance(greedy, numbers.Real):
         episodes = lookup(m, EVALUATION_EPISODES_KEY)
         count = f" over {int(episodes):,} episodes" if isinstance(episodes, numbers.Real) else ""
-        print(f"greedy evaluation (last iteration): episode_return_mean {greedy:.3f}{count}")
+        print(f"greedy evaluation (last iteration): {exp.evaluation_metric.split('/')[-1]} "
+              f"{greedy:.3f}{count}")
+    checkpoints = run_checkpoints(outcome.path, exp.evaluation_metric)
+    last, best = pick(checkpoints, "last"), pick(checkpoints, "best")
     if args.gif:
         from rllib_ext.evaluation import evaluate_checkpoint
 
-        returns, lengths = evaluate_checkpoint(outcome.checkpoint, num_episodes=1, gif=args.gif)
-        print(f"gif:         {Path(args.gif).resolve()} (one greedy episode: return "
-              f"{returns[0]:.3f}, {lengths[0]} steps)")
+        chosen = best or last
+        returns, lengths = evaluate_checkpoint(chosen.path, num_episodes=1, gif=args.gif)
+        print(f"gif:         {Path(args.gif).resolve()} (one greedy episode of the "
+              f"{'best' if best else 'last'} checkpoint: return {returns[0]:.3f}, "
+              f"{lengths[0]} steps)")
     print(f"results:     {outcome.path}")
-    print(f"checkpoint:  {outcome.checkpoint}")
+    if best is not None:
+        print(f"best checkpoint: {describe(best, exp.evaluation_metric)}")
+    print(f"last checkpoint: {describe(last, exp.evaluation_metric) if last else 'none'}")
     print(f"tensorboard: tensorboard --logdir {exp_dir}")
     print(f"plots:       rllib-ext plot {exp_dir}")
-    print(f"evaluate:    rllib-ext evaluate {outcome.checkpoint}")
+    print(f"evaluate:    rllib-ext evaluate {exp_dir}"
+          + ("  (its best checkpoint)" if best is not None else ""))
     return EXIT_OK
 
 
@@ -199,10 +216,22 @@ def _cmd_evaluate(args) -> int:
 
     path = Path(args.checkpoint)
     if not (path / "rllib_checkpoint.json").is_file():
-        raise UsageError(
-            f"{path} is not an RLlib algorithm checkpoint (no rllib_checkpoint.json); use the "
-            "'checkpoint:' path printed by `rllib-ext train`."
-        )
+        from rllib_ext.cli.checkpoints import describe, pick, run_checkpoints
+        from rllib_ext.cli.config_file import EVALUATION_METRIC
+
+        metric = args.metric or EVALUATION_METRIC
+        checkpoints = run_checkpoints(path, metric) if path.is_dir() else []
+        if not checkpoints:
+            raise UsageError(
+                f"{path} is not an RLlib algorithm checkpoint (no rllib_checkpoint.json) nor a "
+                "run directory with checkpoints; use a path printed by `rllib-ext train`."
+            )
+        chosen = pick(checkpoints, args.pick)
+        if chosen is None:  # best asked for, but no checkpoint was evaluated
+            chosen = pick(checkpoints, "last")
+            print(f"no checkpoint has {metric}; using the last one")
+        print(f"checkpoint: {describe(chosen, metric)}")
+        path = Path(chosen.path)
     if args.episodes < 1:
         raise UsageError(f"--episodes must be >= 1, got {args.episodes}.")
     runner.init_ray(args.address)

@@ -6,7 +6,7 @@ import csv
 import math
 from pathlib import Path
 
-from rllib_ext.cli.config_file import DEFAULT_METRIC, ENV_STEPS_KEY
+from rllib_ext.cli.config_file import DEFAULT_METRIC, ENV_STEPS_KEY, EVALUATION_METRIC
 
 #: Learner metrics drawn in ``learner_metrics.png`` when present (any module).
 LEARNER_METRIC_SUFFIXES = ("loss", "entropy", "gradient_norm", "mean_advantage")
@@ -41,7 +41,8 @@ def _label(path: Path, run_dir: Path) -> str:
 
 def plot_run(run_dir: str | Path, out_dir: str | Path | None = None,
              metric: str = DEFAULT_METRIC) -> list[Path]:
-    """Writes ``returns.png`` (metric vs env steps, one line per trial); if the learners
+    """Writes ``returns.png`` (metric vs env steps, one line per trial, with the evaluation
+    return as markers on the same axes when the run evaluated); if the learners
     reported any, ``learner_metrics.png`` (losses, entropy, gradient norm); for ACE runs,
     ``causal_weights.png`` (one panel per trial, one line per action dimension). Returns the
     paths."""
@@ -63,14 +64,27 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None,
     written = []
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    evaluated = False
     for label, cols in runs:
-        if ENV_STEPS_KEY in cols and metric in cols:
-            ax.plot(cols[ENV_STEPS_KEY], cols[metric], label=label)
+        if ENV_STEPS_KEY not in cols:
+            continue
+        color = None
+        if metric in cols:
+            (line,) = ax.plot(cols[ENV_STEPS_KEY], cols[metric], label=label)
+            color = line.get_color()
+        points = evaluation_points(cols) if metric != EVALUATION_METRIC else []
+        if points:  # the evaluations (greedy, by default) on the same axes, one marker each
+            evaluated = True
+            ax.plot(*zip(*points, strict=True), "o--", color=color, markersize=5,
+                    linewidth=0.8, label=f"{label} (evaluation)")
+    if evaluated:
+        ax.set_title(f"{run_dir.name}: {metric}; markers: evaluation", fontsize=9)
+    else:
+        ax.set_title(f"{run_dir.name}: {metric}")
     ax.set_xlabel("env steps")
     ax.set_ylabel(metric.split("/")[-1])
-    ax.set_title(f"{run_dir.name}: {metric}")
     ax.grid(alpha=0.3)
-    if len(runs) > 1:
+    if len(runs) > 1 or evaluated:
         ax.legend(fontsize=7)
     fig.tight_layout()
     path = out_dir / "returns.png"
@@ -127,6 +141,14 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None,
         plt.close(fig)
         written.append(path)
     return written
+
+
+def evaluation_points(cols: dict[str, list[float]]) -> list[tuple[float, float]]:
+    """(env steps, evaluation return) of the iterations that evaluated."""
+    if ENV_STEPS_KEY not in cols or EVALUATION_METRIC not in cols:
+        return []
+    return [(x, y) for x, y in zip(cols[ENV_STEPS_KEY], cols[EVALUATION_METRIC], strict=True)
+            if not math.isnan(y)]
 
 
 def _causal_weight_keys(cols: dict[str, list[float]]) -> list[str]:

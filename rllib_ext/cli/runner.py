@@ -61,10 +61,46 @@ def quiet_config(config):
 class TrialOutcome:
     trial_id: str
     path: str
-    checkpoint: str | None
     metrics: dict
     dataframe: object
     error: str | None
+
+
+class _UnscoredCheckpointFilter(logging.Filter):
+    """Drops Tune's error line for a checkpoint whose iteration did not evaluate (the one at the
+    end of a run can fall between evaluations): it is expected, and Tune still keeps that
+    checkpoint as the latest one, ranked below every evaluated one."""
+
+    def __init__(self, metric: str):
+        super().__init__()
+        self.metric = metric
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(f"Result dict has no key: {self.metric}.")
+
+
+def checkpoint_config(experiment: Experiment):
+    """Tune's checkpoint settings for ``experiment``: at the end and every ``checkpoint_every``
+    iterations; when the config evaluates, on evaluation iterations (every
+    ``evaluation_interval`` unless ``checkpoint_every``, a multiple of it, says otherwise),
+    keeping only the best by ``experiment.evaluation_metric`` and the last."""
+    from ray import tune
+
+    interval = experiment.evaluation_interval
+    if not interval:
+        return tune.CheckpointConfig(checkpoint_at_end=True,
+                                     checkpoint_frequency=experiment.checkpoint_every)
+    metric = experiment.evaluation_metric
+    logger = logging.getLogger("ray.train._internal.checkpoint_manager")
+    if not any(getattr(f, "metric", None) == metric for f in logger.filters):
+        logger.addFilter(_UnscoredCheckpointFilter(metric))
+    return tune.CheckpointConfig(
+        checkpoint_at_end=True,
+        checkpoint_frequency=experiment.checkpoint_every or interval,
+        checkpoint_score_attribute=metric,
+        checkpoint_score_order="max",
+        num_to_keep=1,  # the best; Tune always keeps the latest as well
+    )
 
 
 def run(
@@ -104,10 +140,7 @@ def run(
             stop=stop,
             verbose=0,
             callbacks=callbacks,
-            checkpoint_config=tune.CheckpointConfig(
-                checkpoint_at_end=True,
-                checkpoint_frequency=experiment.checkpoint_every,
-            ),
+            checkpoint_config=checkpoint_config(experiment),
         ),
     )
     grid = tuner.fit()
@@ -117,7 +150,6 @@ def run(
             TrialOutcome(
                 trial_id=Path(result.path).name,
                 path=result.path,
-                checkpoint=result.checkpoint.path if result.checkpoint else None,
                 metrics=result.metrics or {},
                 dataframe=result.metrics_dataframe,
                 error=None if result.error is None else _error_message(result.error),

@@ -139,7 +139,13 @@ def test_list_shows_algorithms_and_configs(capsys):
 
 
 def test_train_plot_evaluate_on_an_existing_cluster(ray_session, tmp_path, capsys):
-    config = _write(tmp_path, GOOD)
+    # Evaluating every iteration: checkpoints on evaluation iterations, the best by the
+    # evaluation return and the last one kept.
+    text = GOOD.replace(
+        "stop: {num_env_steps_sampled_lifetime: 400}",
+        "  evaluation: {evaluation_interval: 1, evaluation_duration: 2}\n"
+        "stop: {num_env_steps_sampled_lifetime: 800}")
+    config = _write(tmp_path, text)
     storage = tmp_path / "runs"
     address = ray_session.get_runtime_context().gcs_address
     env = {**os.environ, "RAY_ADDRESS": ""}
@@ -152,14 +158,21 @@ def test_train_plot_evaluate_on_an_existing_cluster(ray_session, tmp_path, capsy
     out = proc.stdout
     assert f"the Ray cluster at {address}" in out
     assert "iter    1 | env steps" in out and "ETA" in out
-    # RLlib's known-harmless warnings are silenced.
+    # RLlib's known-harmless warnings are silenced, and so is Tune's complaint about an
+    # unscored checkpoint.
     assert "new API stack" not in out + proc.stderr
+    assert "Result dict has no key" not in out + proc.stderr
 
     (exp_dir,) = storage.iterdir()
     assert list(exp_dir.rglob("events.out.tfevents.*")), "no TensorBoard events written"
-    checkpoints = list(exp_dir.rglob("rllib_checkpoint.json"))
-    assert len(checkpoints) == 1
-    assert str(checkpoints[0].parent) in out
+    kept = sorted(p.parent for p in exp_dir.rglob("rllib_checkpoint.json"))
+    assert 1 <= len(kept) <= 2  # the best and the last (one directory if they coincide)
+    best_line = next(ln for ln in out.splitlines() if ln.startswith("best checkpoint: "))
+    last_line = next(ln for ln in out.splitlines() if ln.startswith("last checkpoint: "))
+    assert "evaluation/env_runners/episode_return_mean" in best_line
+    assert "iteration 4," in last_line  # 4 iterations of 200 env steps
+    best_path = best_line.removeprefix("best checkpoint: ").split(" (")[0]
+    assert Path(best_path) in kept
 
     assert main(["plot", str(exp_dir)]) == 0
     png = exp_dir / "returns.png"
@@ -168,9 +181,13 @@ def test_train_plot_evaluate_on_an_existing_cluster(ray_session, tmp_path, capsy
     assert not (exp_dir / "causal_weights.png").exists()  # PG reports no causal weights
 
     capsys.readouterr()
-    assert main(["evaluate", str(checkpoints[0].parent), "--episodes", "2"]) == 0
+    assert main(["evaluate", str(exp_dir), "--episodes", "2"]) == 0  # the run: its best
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("episode   0: return") and "over 2 greedy episodes" in lines[-1]
+    assert lines[0].startswith(f"checkpoint: {best_path} (")
+    assert lines[1].startswith("episode   0: return") and "over 2 greedy episodes" in lines[-1]
+    assert main(["evaluate", str(exp_dir), "--pick", "last", "--episodes", "1"]) == 0
+    assert "iteration 4," in capsys.readouterr().out.splitlines()[0]
+    assert main(["evaluate", best_path, "--episodes", "1"]) == 0  # a checkpoint directly
 
 
 def test_tune_command_runs_the_search_space(ray_session, tmp_path, capsys):
@@ -207,11 +224,23 @@ def test_plot_draws_ace_causal_weights_per_trial(tmp_path):
     assert _causal_weight_keys(cols) == [f"ace/causal_weight_{i}" for i in (0, 1, 2, 10)]
 
 
+def test_plot_marks_the_evaluation_iterations(tmp_path):
+    from rllib_ext.cli.plot import evaluation_points, plot_run, read_progress
+
+    rows = ["num_env_steps_sampled_lifetime,env_runners/episode_return_mean,"
+            "evaluation/env_runners/episode_return_mean"]
+    rows += [f"{1000 * k},{0.1 * k},{0.2 * k if k % 2 == 0 else ''}" for k in range(1, 6)]
+    (tmp_path / "progress.csv").write_text("\n".join(rows) + "\n")
+    assert evaluation_points(read_progress(tmp_path / "progress.csv")) == [
+        (2000.0, 0.4), (4000.0, 0.8)]
+    assert [p.name for p in plot_run(tmp_path)] == ["returns.png"]
+
+
 def test_plot_and_evaluate_reject_bad_paths(tmp_path, capsys):
     assert main(["plot", str(tmp_path)]) == 2
     assert "no progress.csv" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path)]) == 2
-    assert "not an RLlib algorithm checkpoint" in capsys.readouterr().err
+    assert "nor a run directory with checkpoints" in capsys.readouterr().err
 
 
 class RenderableBandit(gym.Env):

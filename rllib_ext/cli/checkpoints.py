@@ -1,0 +1,81 @@
+"""A run's checkpoints and which one to use: the best by an evaluation metric, or the last.
+
+``rllib-ext train`` runs keep two checkpoints when the config evaluates (Tune's checkpoint
+scoring, ``num_to_keep=1`` plus the latest, which Tune always keeps): the best by the
+evaluation metric and the last. Both ``train`` and ``evaluate RUN_DIR`` find them on disk, so
+any Tune run of an RLlib algorithm works: each ``checkpoint_*`` directory records the
+algorithm's ``training_iteration`` (``algorithm_state.pkl``), and that iteration's row of the
+trial's ``progress.csv`` holds the metrics it was saved with.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+from rllib_ext.cli.config_file import ENV_STEPS_KEY
+from rllib_ext.cli.plot import read_progress
+
+CHOICES = ("best", "last")
+#: RLlib's algorithm state file in a checkpoint (``Checkpointable``, format 2.x).
+ALGORITHM_STATE_FILE = "algorithm_state.pkl"
+
+
+@dataclass
+class CheckpointInfo:
+    path: str
+    iteration: int
+    env_steps: int
+    #: The metric at the checkpoint's iteration; None when that iteration did not evaluate.
+    score: float | None
+
+
+def _number(column: list[float] | None, row: int | None) -> float | None:
+    if column is None or row is None or math.isnan(column[row]):
+        return None
+    return column[row]
+
+
+def trial_checkpoints(trial_dir: str | Path, metric: str) -> list[CheckpointInfo]:
+    """The checkpoints of one trial directory, oldest first."""
+    trial_dir = Path(trial_dir)
+    progress = read_progress(trial_dir / "progress.csv")
+    iterations = progress.get("training_iteration", [])
+    found = []
+    for directory in sorted(trial_dir.glob("checkpoint_*")):
+        state_file = directory / ALGORITHM_STATE_FILE
+        if not state_file.is_file():
+            continue
+        with state_file.open("rb") as f:
+            iteration = int(pickle.load(f)["training_iteration"])
+        row = next((i for i, it in enumerate(iterations) if it == iteration), None)
+        found.append(CheckpointInfo(
+            path=str(directory),
+            iteration=iteration,
+            env_steps=int(_number(progress.get(ENV_STEPS_KEY), row) or 0),
+            score=_number(progress.get(metric), row),
+        ))
+    return sorted(found, key=lambda c: c.iteration)
+
+
+def run_checkpoints(run_dir: str | Path, metric: str) -> list[CheckpointInfo]:
+    """Every checkpoint under an experiment directory (all trials) or one trial directory."""
+    trials = sorted({p.parent for p in Path(run_dir).rglob("progress.csv")})
+    return [c for trial in trials for c in trial_checkpoints(trial, metric)]
+
+
+def pick(checkpoints: list[CheckpointInfo], which: str) -> CheckpointInfo | None:
+    """``"best"``: the highest score (None if no checkpoint was evaluated); ``"last"``: the
+    latest iteration."""
+    if which == "last":
+        return max(checkpoints, key=lambda c: c.iteration, default=None)
+    scored = [c for c in checkpoints if c.score is not None]
+    return max(scored, key=lambda c: (c.score, c.iteration), default=None)
+
+
+def describe(checkpoint: CheckpointInfo, metric: str) -> str:
+    score = "" if checkpoint.score is None else f"{metric} {checkpoint.score:.3f}, "
+    return (f"{checkpoint.path} ({score}iteration {checkpoint.iteration}, "
+            f"{checkpoint.env_steps:,} env steps)")
