@@ -41,7 +41,8 @@ class PADDPGConfig(ParameterisedActionConfig):
     Defaults are the reference's Platform settings (batch 32, gamma 0.9, replay 10 000, 128
     transitions before learning, [256, 128] leaky-ReLU layers, lr 1e-4 / 1e-3, tau 0.01 / 0.01,
     OU parameter noise, ε 1 → 0.01 over 1000 episodes, gradient-norm clip 10, Adam betas
-    (0.95, 0.999)). The reference's
+    (0.9, 0.999) as the Platform and Goal scripts pass them; the agent's own default, which
+    its Soccer script keeps, is ``adam_betas=(0.95, 0.999)``). The reference's
     Goal settings: ``gamma=0.95, replay_capacity=20000, train_batch_size_per_learner=128,
     actor_hiddens=[128, 64], critic_hiddens=[128, 64], lr_actor=1e-7, lr_critic=1e-6,
     tau_actor=1e-4, grad_clip=1``.
@@ -66,7 +67,6 @@ class PADDPGConfig(ParameterisedActionConfig):
         self.lr_critic = 1e-3
         self.tau_actor = 0.01
         self.tau_critic = 0.01
-        self.adam_betas = (0.95, 0.999)
 
     @override(ParameterisedActionConfig)
     def training(

@@ -141,9 +141,10 @@ class ParameterisedActionConfig(AlgorithmConfig):
             reward_scale: Factor on the rewards in the critic's TD target only (training);
                 returns, metrics and evaluation stay in the env's units. The reference
                 scripts use 1 (Platform, rewards <= 1) and 1/50 = 0.02 (Goal, +50 for a goal).
-            adam_betas: (beta1, beta2) of every network's Adam optimizer, each in [0, 1).
-                The reference's P-DQN agents use PyTorch's (0.9, 0.999), its PA-DDPG agent
-                (0.95, 0.999).
+            adam_betas: (beta1, beta2) of every network's Adam optimizer, each in [0, 1);
+                (0.9, 0.999) as the reference's P-DQN agents and its Platform and Goal PA-DDPG
+                scripts (the PA-DDPG agent's own default, kept by its Soccer script, is
+                (0.95, 0.999)).
             updates_per_env_step: Replay ratio: gradient steps per sampled env step (1.0 as
                 the reference; 0.25..4).
             num_steps_sampled_before_learning_starts: Transitions in replay before the first
