@@ -26,6 +26,9 @@ ENVIRONMENTS: dict[str, tuple[str, dict[str, Any]]] = {
     "rllib_ext/Platform-v0": ("rllib_ext.envs.platform:PlatformEnv", {"max_episode_steps": 200}),
     # No TimeLimit: the env ends episodes itself after 100 macro-steps, like the original.
     "rllib_ext/Goal-v0": ("rllib_ext.envs.goal:GoalEnv", {}),
+    # gym-hybrid's domains; no TimeLimit: the env ends episodes itself after 201 steps.
+    "rllib_ext/Moving-v0": ("rllib_ext.envs.hybrid:MovingEnv", {}),
+    "rllib_ext/Sliding-v0": ("rllib_ext.envs.hybrid:SlidingEnv", {}),
     # Joints to targets; documented per-action-dimension reward influence (ACE diagnostics).
     "rllib_ext/CausalReach-v0": ("rllib_ext.envs.causal_reach:CausalReachEnv", {}),
 }
