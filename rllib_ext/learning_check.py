@@ -81,10 +81,29 @@ def check_experiment(exp: Experiment, *, storage: str | None = None) -> list[Che
                 error=o.error,
             )
         )
-    passed = sum(r.passed for r in rows) >= crit.required
+    passed = config_passes(rows, crit)
     for r in rows:
         r.config_passed = passed
     return sorted(rows, key=lambda r: r.seed)
+
+
+def config_passes(rows: list[CheckRow], crit) -> bool:
+    """Enough seeds reached the threshold and, with ``min_mean``, the mean of the seeds' final
+    values reaches it too."""
+    passed = sum(r.passed for r in rows) >= crit.required
+    if crit.min_mean is not None:
+        finals = [r.final for r in rows]
+        passed = passed and not any(math.isnan(v) for v in finals) and (
+            sum(finals) / len(finals) >= crit.min_mean)
+    return passed
+
+
+def config_means(rows: list[CheckRow]) -> dict[str, float]:
+    """Mean over seeds of each config's final value."""
+    by_config: dict[str, list[float]] = {}
+    for r in rows:
+        by_config.setdefault(r.config, []).append(r.final)
+    return {config: sum(v) / len(v) for config, v in by_config.items()}
 
 
 def format_table(rows: list[CheckRow]) -> str:
@@ -99,4 +118,8 @@ def format_table(rows: list[CheckRow]) -> str:
             f"{r.config:<{width}} {r.seed:>4} {r.threshold:>9g} {reached:>11} {r.best:>8.3f} "
             f"{r.final:>8.3f} {r.env_steps:>10,}  {result}"
         )
+    for config, mean in config_means(rows).items():
+        verdict = "config passes" if next(r for r in rows if r.config == config
+                                          ).config_passed else "config fails"
+        lines.append(f"{config}: mean final {mean:.3f}; {verdict}")
     return "\n".join(lines)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from rllib_ext.learning_check import CheckRow, format_table
+from rllib_ext.cli.config_file import PassCriterion
+from rllib_ext.learning_check import CheckRow, config_passes, format_table
 
 
 def _row(config, seed, reached_at):
@@ -20,3 +21,19 @@ def test_table_keeps_long_config_names_whole_and_aligned():
     assert len({len(line) - len(line.lstrip()) for line in lines}) == 1
     assert lines[2].index("866.625") == lines[0].index("best") + len("best") - len("866.625")
     assert "50" in lines[3] and "102,726" in lines[3]
+
+
+def test_min_mean_is_a_second_bar_on_the_final_values():
+    rows = [_row("c.yaml", seed, 50) for seed in range(4)] + [_row("c.yaml", 4, None)]
+    for r, final in zip(rows, (0.99, 0.98, 0.97, 0.96, 0.40), strict=True):
+        r.final = final
+    crit = PassCriterion(metric="m", threshold=0.95, within_env_steps=100,
+                         seeds=[0, 1, 2, 3, 4], min_passing=4)
+    assert config_passes(rows, crit)  # 4/5 seeds reached 0.95
+    crit.min_mean = 0.97
+    assert not config_passes(rows, crit)  # mean 0.86 < 0.97
+    crit.min_mean = 0.85
+    assert config_passes(rows, crit)
+    for r in rows:
+        r.config_passed = True
+    assert format_table(rows).splitlines()[-1] == "c.yaml: mean final 0.860; config passes"

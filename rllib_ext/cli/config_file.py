@@ -18,7 +18,8 @@ A config file (``configs/<algo>/<env>.yaml``)::
       threshold: 150
       within_env_steps: 100000
       seeds: [0, 1, 2]
-      min_passing: 3
+      min_passing: 3                    # seeds that must reach the threshold (default: all)
+      min_mean: 140                     # optional: mean over seeds of the final value
     tune:                               # optional search space for `rllib-ext tune`
       num_samples: 1
       metric: env_runners/episode_return_mean
@@ -50,7 +51,7 @@ TOP_LEVEL_KEYS = (
     "tune",
     "description",
 )
-PASS_KEYS = ("metric", "threshold", "within_env_steps", "seeds", "min_passing")
+PASS_KEYS = ("metric", "threshold", "within_env_steps", "seeds", "min_passing", "min_mean")
 TUNE_KEYS = ("num_samples", "metric", "mode", "param_space")
 SEARCH_SPACES = ("grid_search", "choice", "uniform", "loguniform", "randint", "quniform")
 #: ``stop`` keys that count env steps (used for ETA and the pass criterion).
@@ -71,6 +72,8 @@ class PassCriterion:
     within_env_steps: int
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     min_passing: int | None = None
+    #: Optional bar on the mean over seeds of the metric's value when each trial stopped.
+    min_mean: float | None = None
 
     @property
     def required(self) -> int:
@@ -447,7 +450,11 @@ def _parse_criterion(where: str, raw) -> PassCriterion | None:
         within_env_steps=int(raw["within_env_steps"]),
         seeds=seeds,
         min_passing=raw.get("min_passing"),
+        min_mean=raw.get("min_mean"),
     )
+    if criterion.min_mean is not None and (not isinstance(criterion.min_mean, (int, float))
+                                           or isinstance(criterion.min_mean, bool)):
+        _fail(where, f"pass.min_mean must be a number, got {criterion.min_mean!r}.")
     if not 1 <= criterion.required <= len(seeds):
         _fail(where, f"pass.min_passing must be in 1..{len(seeds)}, got {criterion.min_passing}.")
     return criterion
