@@ -113,7 +113,7 @@ def main() -> None:
 
     import rllib_ext
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     rllib_ext.register()
     algos, last, totals = {}, {}, {}
     try:

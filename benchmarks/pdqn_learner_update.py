@@ -42,7 +42,7 @@ def main() -> None:
 
     import rllib_ext
 
-    ray.init(num_cpus=1, include_dashboard=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="ERROR")
     rllib_ext.register()
     algo = make_config(8).build_algo()
     while len(algo.replay) < 1000:

@@ -190,7 +190,7 @@ def main() -> None:
 
     import rllib_ext
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
     rllib_ext.register()
     plain = plain_loop(args.steps)
     runs = {"plain PyTorch loop": plain}

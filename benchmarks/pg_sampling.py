@@ -54,7 +54,7 @@ def main() -> None:
     args = p.parse_args()
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
     rows = {n: measure(n, args.iterations) for n in (1, 8)}
     ray.shutdown()
     print(f"{'envs/runner':>11} {'env steps/s':>12} {'sampling':>9} {'learner':>8}")

@@ -247,7 +247,7 @@ def main() -> None:
     args = p.parse_args()
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
     try:
         if not args.skip_variance:
             variance_table(args.batches, args.episodes_per_batch, args.snapshot_iterations)

@@ -16,7 +16,8 @@ def ray_session():
 
     import rllib_ext
 
-    ray.init(num_cpus=2, include_dashboard=False)
+    # address="local": always a private instance, even next to a running `ray start` cluster.
+    ray.init(address="local", num_cpus=2, include_dashboard=False)
     # The cluster's registry starts empty: register trainables and envs in it.
     rllib_ext.register()
     yield ray

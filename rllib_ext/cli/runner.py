@@ -40,6 +40,9 @@ def init_ray(address: str | None = None) -> str:
         # A private, embedded cluster: no token needed (Ray would otherwise write one to ~/.ray).
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         ray.init(
+            # "local": a new instance even when a `ray start` cluster runs on this machine
+            # (a bare ray.init() would join it).
+            address="local",
             include_dashboard=False,
             runtime_env={"worker_process_setup_hook": QUIET_HOOK},
             logging_level=logging.ERROR,
