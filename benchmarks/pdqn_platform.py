@@ -104,7 +104,7 @@ class PlainUpdate:
         polyak_update(module.param_net, module.target_param_net, cfg.tau_param)
 
 
-def plain_loop(steps: int) -> dict:
+def plain_loop(steps: int, seed: int = 1) -> dict:
     """The reference's training loop, written directly against the rllib_ext pieces."""
     from ray.rllib.core.columns import Columns
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
@@ -116,7 +116,7 @@ def plain_loop(steps: int) -> dict:
     )
     from rllib_ext.envs import make
 
-    torch.manual_seed(1)
+    torch.manual_seed(seed)
     cfg = make_config(1)
     env = make(PLATFORM, scale=True)
     module = RLModuleSpec(
@@ -124,8 +124,8 @@ def plain_loop(steps: int) -> dict:
         action_space=env.action_space, model_config=cfg.model_config,
     ).build()
     update = PlainUpdate(module, cfg)
-    replay = TransitionReplay(cfg.replay_capacity, 9, 3, seed=1)
-    obs, _ = env.reset(seed=1)
+    replay = TransitionReplay(cfg.replay_capacity, 9, 3, seed=seed)
+    obs, _ = env.reset(seed=seed)
     episodes = updates = 0
     start = time.perf_counter()
     for step in range(steps):

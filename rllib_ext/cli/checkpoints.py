@@ -4,8 +4,8 @@
 scoring, ``num_to_keep=1`` plus the latest, which Tune always keeps): the best by the
 evaluation metric and the last. Both ``train`` and ``evaluate RUN_DIR`` find them on disk, so
 any Tune run of an RLlib algorithm works: each ``checkpoint_*`` directory records the
-algorithm's ``training_iteration`` (``algorithm_state.pkl``), and that iteration's row of the
-trial's ``progress.csv`` holds the metrics it was saved with.
+algorithm's ``training_iteration`` (``algorithm_state.pkl``), and that iteration's result in the
+trial's ``result.json`` holds the metrics it was saved with.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rllib_ext.cli.config_file import ENV_STEPS_KEY
-from rllib_ext.cli.plot import read_progress
+from rllib_ext.cli.plot import find_progress_files, read_progress, results_file
 
 CHOICES = ("best", "last")
 #: RLlib's algorithm state file in a checkpoint (``Checkpointable``, format 2.x).
@@ -41,7 +41,7 @@ def _number(column: list[float] | None, row: int | None) -> float | None:
 def trial_checkpoints(trial_dir: str | Path, metric: str) -> list[CheckpointInfo]:
     """The checkpoints of one trial directory, oldest first."""
     trial_dir = Path(trial_dir)
-    progress = read_progress(trial_dir / "progress.csv")
+    progress = read_progress(results_file(trial_dir))
     iterations = progress.get("training_iteration", [])
     found = []
     for directory in sorted(trial_dir.glob("checkpoint_*")):
@@ -62,7 +62,7 @@ def trial_checkpoints(trial_dir: str | Path, metric: str) -> list[CheckpointInfo
 
 def run_checkpoints(run_dir: str | Path, metric: str) -> list[CheckpointInfo]:
     """Every checkpoint under an experiment directory (all trials) or one trial directory."""
-    trials = sorted({p.parent for p in Path(run_dir).rglob("progress.csv")})
+    trials = [p.parent for p in find_progress_files(run_dir)]
     return [c for trial in trials for c in trial_checkpoints(trial, metric)]
 
 

@@ -1,9 +1,11 @@
-"""``rllib-ext plot RUN_DIR``: learning curves from Tune's progress.csv files as PNGs."""
+"""``rllib-ext plot RUN_DIR``: learning curves from Tune's result files as PNGs."""
 
 from __future__ import annotations
 
 import csv
+import json
 import math
+import numbers
 from pathlib import Path
 
 from rllib_ext.cli.config_file import DEFAULT_METRIC, ENV_STEPS_KEY, EVALUATION_METRIC
@@ -16,22 +18,53 @@ CAUSAL_WEIGHT_PREFIX = "ace/causal_weight_"
 
 
 def find_progress_files(run_dir: str | Path) -> list[Path]:
-    """Every trial's progress.csv under an experiment dir (or the one in a trial dir)."""
-    return sorted(Path(run_dir).rglob("progress.csv"))
+    """Every trial's results under an experiment dir (or in one trial dir): its
+    ``result.json`` where Tune wrote one, else its ``progress.csv``."""
+    trials = sorted({p.parent for name in ("result.json", "progress.csv")
+                     for p in Path(run_dir).rglob(name)})
+    return [results_file(t) for t in trials]
+
+
+def results_file(trial_dir: Path) -> Path:
+    """A trial directory's ``result.json``, or its ``progress.csv`` if Tune wrote no JSON."""
+    return trial_dir / "result.json" if (trial_dir / "result.json").is_file() else (
+        trial_dir / "progress.csv")
 
 
 def read_progress(path: Path) -> dict[str, list[float]]:
-    """Numeric columns of a progress.csv (non-numeric cells become NaN)."""
-    columns: dict[str, list[float]] = {}
-    with path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            for key, value in row.items():
-                try:
-                    number = float(value)
-                except (TypeError, ValueError):
-                    number = math.nan
-                columns.setdefault(key, []).append(number)
-    return columns
+    """Numeric columns of a trial's results, one value per iteration (NaN where an iteration
+    lacks the key or the value is not a number).
+
+    ``result.json`` (one JSON result per line) is read when given: Tune fixes the columns of
+    ``progress.csv`` at the first iteration, so metrics that appear later — RLlib's evaluation
+    results when the first iteration does not evaluate — are only in ``result.json``.
+    """
+    if path.suffix == ".json":
+        rows = [_flatten(json.loads(line)) for line in path.read_text().splitlines() if line]
+    else:
+        with path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    return {key: [_number(row.get(key)) for row in rows] for key in keys}
+
+
+def _flatten(result: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in result.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}/"))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _number(value) -> float:
+    if isinstance(value, numbers.Real):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _label(path: Path, run_dir: Path) -> str:
@@ -55,7 +88,8 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None,
     files = find_progress_files(run_dir)
     if not files:
         raise FileNotFoundError(
-            f"no progress.csv under {run_dir}; pass an experiment or trial directory "
+            f"no result.json or progress.csv under {run_dir}; pass an experiment or trial "
+            "directory "
             "written by `rllib-ext train` or `rllib-ext tune` (e.g. tune_runs/<experiment>)."
         )
     out_dir = Path(out_dir) if out_dir else run_dir

@@ -4,6 +4,7 @@ evaluate round trip on the test session's Ray cluster (attached with --address).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -139,11 +140,13 @@ def test_list_shows_algorithms_and_configs(capsys):
 
 
 def test_train_plot_evaluate_on_an_existing_cluster(ray_session, tmp_path, capsys):
-    # Evaluating every iteration: checkpoints on evaluation iterations, the best by the
-    # evaluation return and the last one kept.
+    # Checkpoints on evaluation iterations, the best by the evaluation return and the last
+    # one kept.
+    # Every 2nd iteration evaluates, so the first result has no evaluation keys (Tune then
+    # leaves them out of progress.csv; they are in result.json).
     text = GOOD.replace(
         "stop: {num_env_steps_sampled_lifetime: 400}",
-        "  evaluation: {evaluation_interval: 1, evaluation_duration: 2}\n"
+        "  evaluation: {evaluation_interval: 2, evaluation_duration: 2}\n"
         "stop: {num_env_steps_sampled_lifetime: 800}")
     config = _write(tmp_path, text)
     storage = tmp_path / "runs"
@@ -170,10 +173,15 @@ def test_train_plot_evaluate_on_an_existing_cluster(ray_session, tmp_path, capsy
     best_line = next(ln for ln in out.splitlines() if ln.startswith("best checkpoint: "))
     last_line = next(ln for ln in out.splitlines() if ln.startswith("last checkpoint: "))
     assert "evaluation/env_runners/episode_return_mean" in best_line
-    assert "iteration 4," in last_line  # 4 iterations of 200 env steps
+    last_iteration = max(int(m) for m in re.findall(r"^iter +(\d+) \|", out, re.MULTILINE))
+    assert f"iteration {last_iteration}," in last_line
     best_path = best_line.removeprefix("best checkpoint: ").split(" (")[0]
     assert Path(best_path) in kept
 
+    from rllib_ext.cli.plot import evaluation_points, find_progress_files, read_progress
+
+    (results,) = find_progress_files(exp_dir)
+    assert len(evaluation_points(read_progress(results))) == 2  # iterations 2 and 4
     assert main(["plot", str(exp_dir)]) == 0
     png = exp_dir / "returns.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
@@ -186,7 +194,7 @@ def test_train_plot_evaluate_on_an_existing_cluster(ray_session, tmp_path, capsy
     assert lines[0].startswith(f"checkpoint: {best_path} (")
     assert lines[1].startswith("episode   0: return") and "over 2 greedy episodes" in lines[-1]
     assert main(["evaluate", str(exp_dir), "--pick", "last", "--episodes", "1"]) == 0
-    assert "iteration 4," in capsys.readouterr().out.splitlines()[0]
+    assert f"iteration {last_iteration}," in capsys.readouterr().out.splitlines()[0]
     assert main(["evaluate", best_path, "--episodes", "1"]) == 0  # a checkpoint directly
 
 
@@ -238,7 +246,7 @@ def test_plot_marks_the_evaluation_iterations(tmp_path):
 
 def test_plot_and_evaluate_reject_bad_paths(tmp_path, capsys):
     assert main(["plot", str(tmp_path)]) == 2
-    assert "no progress.csv" in capsys.readouterr().err
+    assert "no result.json or progress.csv" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "nor a run directory with checkpoints" in capsys.readouterr().err
 
@@ -315,7 +323,7 @@ def test_train_ends_with_the_greedy_evaluation_and_a_gif(ray_session, tmp_path, 
     assert code == 0, out
     assert "greedy evaluation (last iteration): episode_return_mean" in out
     assert "over 5 episodes" in out
-    assert f"gif:         {gif} (one greedy episode: return" in out
+    assert f"gif:         {gif} (one greedy episode of the best checkpoint: return" in out
     with Image.open(gif) as image:
         assert image.n_frames == 2
     assert main(["train", str(_write(tmp_path, text)), "--gif", "out.png"]) == 2
