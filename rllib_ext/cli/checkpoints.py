@@ -1,7 +1,7 @@
 """A run's checkpoints and which one to use: the best by an evaluation metric, or the last.
 
-``rllib-ext train`` runs keep two checkpoints when the config evaluates (Tune's checkpoint
-scoring, ``num_to_keep=1`` plus the latest, which Tune always keeps): the best by the
+``rllib-ext train`` runs keep few checkpoints when the config evaluates (Tune's checkpoint
+scoring, ``num_to_keep=2`` plus the latest, which Tune always keeps): the best by the
 evaluation metric and the last. Both ``train`` and ``evaluate RUN_DIR`` find them on disk, so
 any Tune run of an RLlib algorithm works: each ``checkpoint_*`` directory records the
 algorithm's ``training_iteration`` (``algorithm_state.pkl``), and that iteration's result in the
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rllib_ext.cli.config_file import ENV_STEPS_KEY
-from rllib_ext.cli.plot import find_progress_files, read_progress, results_file
+from rllib_ext.cli.plot import evaluated_rows, find_progress_files, read_progress, results_file
 
 CHOICES = ("best", "last")
 #: RLlib's algorithm state file in a checkpoint (``Checkpointable``, format 2.x).
@@ -28,7 +28,8 @@ class CheckpointInfo:
     path: str
     iteration: int
     env_steps: int
-    #: The metric at the checkpoint's iteration; None when that iteration did not evaluate.
+    #: The metric at the checkpoint's iteration; None when that iteration did not evaluate
+    #: (RLlib repeats the previous evaluation's results there; they do not score it).
     score: float | None
 
 
@@ -43,6 +44,7 @@ def trial_checkpoints(trial_dir: str | Path, metric: str) -> list[CheckpointInfo
     trial_dir = Path(trial_dir)
     progress = read_progress(results_file(trial_dir))
     iterations = progress.get("training_iteration", [])
+    evaluated = evaluated_rows(progress)
     found = []
     for directory in sorted(trial_dir.glob("checkpoint_*")):
         state_file = directory / ALGORITHM_STATE_FILE
@@ -55,7 +57,8 @@ def trial_checkpoints(trial_dir: str | Path, metric: str) -> list[CheckpointInfo
             path=str(directory),
             iteration=iteration,
             env_steps=int(_number(progress.get(ENV_STEPS_KEY), row) or 0),
-            score=_number(progress.get(metric), row),
+            score=_number(progress.get(metric), row)
+            if row is not None and row < len(evaluated) and evaluated[row] else None,
         ))
     return sorted(found, key=lambda c: c.iteration)
 

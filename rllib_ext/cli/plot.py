@@ -10,6 +10,8 @@ from pathlib import Path
 
 from rllib_ext.cli.config_file import DEFAULT_METRIC, ENV_STEPS_KEY, EVALUATION_METRIC
 
+#: RLlib's lifetime env-step counter of the evaluation runs (moves only when one runs).
+EVALUATION_STEPS_KEY = "evaluation/env_runners/num_env_steps_sampled_lifetime"
 #: Learner metrics drawn in ``learner_metrics.png`` when present (any module).
 LEARNER_METRIC_SUFFIXES = ("loss", "entropy", "gradient_norm", "mean_advantage")
 #: ACE's per-action-dimension causal weights (``ace/causal_weight_<i>``), drawn in
@@ -177,12 +179,28 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None,
     return written
 
 
-def evaluation_points(cols: dict[str, list[float]]) -> list[tuple[float, float]]:
-    """(env steps, evaluation return) of the iterations that evaluated."""
-    if ENV_STEPS_KEY not in cols or EVALUATION_METRIC not in cols:
+def evaluated_rows(cols: dict[str, list[float]]) -> list[bool]:
+    """Per iteration: did it run an evaluation? RLlib repeats the last evaluation's results in
+    the iterations that follow it, so an iteration counts only if the evaluation's lifetime
+    env-step counter moved."""
+    counter = cols.get(EVALUATION_STEPS_KEY)
+    if counter is None:  # an older result file: every row with an evaluation metric
+        return [not math.isnan(v) for v in cols.get(EVALUATION_METRIC, [])]
+    previous, out = 0.0, []
+    for value in counter:
+        out.append(not math.isnan(value) and value > previous)
+        previous = value if not math.isnan(value) else previous
+    return out
+
+
+def evaluation_points(cols: dict[str, list[float]],
+                      metric: str = EVALUATION_METRIC) -> list[tuple[float, float]]:
+    """(env steps, ``metric``) of the iterations that evaluated."""
+    if ENV_STEPS_KEY not in cols or metric not in cols:
         return []
-    return [(x, y) for x, y in zip(cols[ENV_STEPS_KEY], cols[EVALUATION_METRIC], strict=True)
-            if not math.isnan(y)]
+    return [(x, y) for x, y, evaluated in zip(cols[ENV_STEPS_KEY], cols[metric],
+                                              evaluated_rows(cols), strict=False)
+            if evaluated and not math.isnan(y)]
 
 
 def _causal_weight_keys(cols: dict[str, list[float]]) -> list[str]:

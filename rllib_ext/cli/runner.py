@@ -102,7 +102,10 @@ def checkpoint_config(experiment: Experiment):
         checkpoint_frequency=experiment.checkpoint_every or interval,
         checkpoint_score_attribute=metric,
         checkpoint_score_order="max",
-        num_to_keep=1,  # the best; Tune always keeps the latest as well
+        # The best two by score, and Tune always keeps the latest as well. Two, not one: the
+        # last checkpoint can fall after an evaluation, and RLlib repeats that evaluation's
+        # results there; with a tie Tune could drop the evaluated one.
+        num_to_keep=2,
     )
 
 
