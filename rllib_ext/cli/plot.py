@@ -10,8 +10,8 @@ from pathlib import Path
 
 from rllib_ext.cli.config_file import DEFAULT_METRIC, ENV_STEPS_KEY, EVALUATION_METRIC
 
-#: RLlib's lifetime env-step counter of the evaluation runs (moves only when one runs).
-EVALUATION_STEPS_KEY = "evaluation/env_runners/num_env_steps_sampled_lifetime"
+#: Reported by RLlib only in the iterations that ran an evaluation.
+EVALUATION_MARKER_KEY = "evaluation/num_healthy_workers"
 #: Learner metrics drawn in ``learner_metrics.png`` when present (any module).
 LEARNER_METRIC_SUFFIXES = ("loss", "entropy", "gradient_norm", "mean_advantage")
 #: ACE's per-action-dimension causal weights (``ace/causal_weight_<i>``), drawn in
@@ -181,16 +181,12 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None,
 
 def evaluated_rows(cols: dict[str, list[float]]) -> list[bool]:
     """Per iteration: did it run an evaluation? RLlib repeats the last evaluation's results in
-    the iterations that follow it, so an iteration counts only if the evaluation's lifetime
-    env-step counter moved."""
-    counter = cols.get(EVALUATION_STEPS_KEY)
-    if counter is None:  # an older result file: every row with an evaluation metric
+    the iteration after it (and its lifetime counters move there too), but only an iteration
+    that evaluated reports the evaluation workers' health (``evaluation/num_healthy_workers``)."""
+    marker = cols.get(EVALUATION_MARKER_KEY)
+    if marker is None:  # no such column: every row with an evaluation metric
         return [not math.isnan(v) for v in cols.get(EVALUATION_METRIC, [])]
-    previous, out = 0.0, []
-    for value in counter:
-        out.append(not math.isnan(value) and value > previous)
-        previous = value if not math.isnan(value) else previous
-    return out
+    return [not math.isnan(v) for v in marker]
 
 
 def evaluation_points(cols: dict[str, list[float]],

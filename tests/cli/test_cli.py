@@ -240,13 +240,13 @@ def test_plot_draws_ace_causal_weights_per_trial(tmp_path):
 def test_plot_marks_the_evaluation_iterations(tmp_path):
     from rllib_ext.cli.plot import evaluation_points, plot_run, read_progress
 
-    # RLlib repeats an evaluation's results in the next iterations (here 3 and 5); only the
-    # evaluation's own lifetime step counter tells the iterations that evaluated.
+    # RLlib repeats an evaluation's results in the next iteration (here 3 and 5); only the
+    # iterations that evaluated report the evaluation workers' health.
     rows = ["num_env_steps_sampled_lifetime,env_runners/episode_return_mean,"
-            "evaluation/env_runners/episode_return_mean,"
-            "evaluation/env_runners/num_env_steps_sampled_lifetime"]
+            "evaluation/env_runners/episode_return_mean,evaluation/num_healthy_workers"]
     rows += ["1000,0.1,,"]
-    rows += [f"{1000 * k},{0.1 * k},{0.2 * (k // 2 * 2)},{50 * (k // 2)}" for k in range(2, 6)]
+    rows += [f"{1000 * k},{0.1 * k},{0.2 * (k // 2 * 2)},{'' if k % 2 else 0}"
+             for k in range(2, 6)]
     (tmp_path / "progress.csv").write_text("\n".join(rows) + "\n")
     assert evaluation_points(read_progress(tmp_path / "progress.csv")) == [
         (2000.0, 0.4), (4000.0, 0.8)]
