@@ -19,6 +19,8 @@ from rllib_ext.cli.config_file import ENV_STEPS_KEY
 from rllib_ext.cli.plot import evaluated_rows, find_progress_files, read_progress, results_file
 
 CHOICES = ("best", "last")
+#: Result key of the episode count of RLlib's evaluation runs.
+EVALUATION_EPISODES_KEY = "evaluation/env_runners/num_episodes"
 #: RLlib's algorithm state file in a checkpoint (``Checkpointable``, format 2.x).
 ALGORITHM_STATE_FILE = "algorithm_state.pkl"
 
@@ -61,6 +63,19 @@ def trial_checkpoints(trial_dir: str | Path, metric: str) -> list[CheckpointInfo
             if row is not None and row < len(evaluated) and evaluated[row] else None,
         ))
     return sorted(found, key=lambda c: c.iteration)
+
+
+def last_evaluation(trial_dir: str | Path, metric: str) -> tuple[int, float, float] | None:
+    """(env steps, ``metric``, episodes) of a trial's last iteration that evaluated, or None."""
+    cols = read_progress(results_file(Path(trial_dir)))
+    rows = [i for i, evaluated in enumerate(evaluated_rows(cols)) if evaluated]
+    rows = [i for i in rows if _number(cols.get(metric), i) is not None]
+    if not rows:
+        return None
+    i = rows[-1]
+    episodes = _number(cols.get(EVALUATION_EPISODES_KEY), i)
+    return (int(_number(cols.get(ENV_STEPS_KEY), i) or 0), _number(cols.get(metric), i),
+            math.nan if episodes is None else episodes)
 
 
 def run_checkpoints(run_dir: str | Path, metric: str) -> list[CheckpointInfo]:

@@ -7,7 +7,7 @@ file, arguments, paths); bad input prints one message and no traceback.
 from __future__ import annotations
 
 import argparse
-import numbers
+import math
 import sys
 from pathlib import Path
 
@@ -15,8 +15,6 @@ from rllib_ext.cli.checkpoints import CHOICES as CHECKPOINT_CHOICES
 from rllib_ext.cli.quiet import quiet_ray
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-#: Result key of the episode count of RLlib's (greedy, by default) evaluation runs.
-EVALUATION_EPISODES_KEY = "evaluation/env_runners/num_episodes"
 
 
 class UsageError(Exception):
@@ -109,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _cmd_train(args) -> int:
     from rllib_ext.cli import runner
-    from rllib_ext.cli.checkpoints import describe, pick, run_checkpoints
+    from rllib_ext.cli.checkpoints import describe, last_evaluation, pick, run_checkpoints
     from rllib_ext.cli.config_file import ENV_STEPS_KEY, load_experiment
     from rllib_ext.cli.progress import format_duration, lookup
 
@@ -138,12 +136,12 @@ def _cmd_train(args) -> int:
         f"\ndone: {int(lookup(m, ENV_STEPS_KEY, 0)):,} env steps in "
         f"{format_duration(m.get('time_total_s', 0))}, episode_return_mean {shown}"
     )
-    greedy = lookup(m, exp.evaluation_metric)
-    if isinstance(greedy, numbers.Real):
-        episodes = lookup(m, EVALUATION_EPISODES_KEY)
-        count = f" over {int(episodes):,} episodes" if isinstance(episodes, numbers.Real) else ""
-        print(f"greedy evaluation (last iteration): {exp.evaluation_metric.split('/')[-1]} "
-              f"{greedy:.3f}{count}")
+    evaluation = last_evaluation(outcome.path, exp.evaluation_metric)
+    if evaluation is not None:
+        steps, greedy, episodes = evaluation
+        count = "" if math.isnan(episodes) else f" over {int(episodes):,} episodes"
+        print(f"greedy evaluation (last, at {steps:,} env steps): "
+              f"{exp.evaluation_metric.split('/')[-1]} {greedy:.3f}{count}")
     checkpoints = run_checkpoints(outcome.path, exp.evaluation_metric)
     last, best = pick(checkpoints, "last"), pick(checkpoints, "best")
     if args.gif:

@@ -3,6 +3,7 @@ evaluate round trip on the test session's Ray cluster (attached with --address).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -174,6 +175,9 @@ def test_train_plot_evaluate_on_an_existing_cluster(ray_session, tmp_path, capsy
     last_line = next(ln for ln in out.splitlines() if ln.startswith("last checkpoint: "))
     assert "evaluation/env_runners/episode_return_mean" in best_line
     last_iteration = max(int(m) for m in re.findall(r"^iter +(\d+) \|", out, re.MULTILINE))
+    # The last evaluation is reported even when the last iteration did not evaluate.
+    assert re.search(r"^greedy evaluation \(last, at [\d,]+ env steps\): "
+                     r"episode_return_mean [\d.]+ over 2 episodes$", out, re.MULTILINE)
     assert f"iteration {last_iteration}," in last_line
     best_path = best_line.removeprefix("best checkpoint: ").split(" (")[0]
     assert Path(best_path) in kept
@@ -250,6 +254,10 @@ def test_plot_marks_the_evaluation_iterations(tmp_path):
     (tmp_path / "progress.csv").write_text("\n".join(rows) + "\n")
     assert evaluation_points(read_progress(tmp_path / "progress.csv")) == [
         (2000.0, 0.4), (4000.0, 0.8)]
+    from rllib_ext.cli.checkpoints import last_evaluation
+
+    steps, value, episodes = last_evaluation(tmp_path, "evaluation/env_runners/episode_return_mean")
+    assert (steps, value) == (4000, pytest.approx(0.8)) and math.isnan(episodes)
     assert [p.name for p in plot_run(tmp_path)] == ["returns.png"]
 
 
@@ -330,7 +338,7 @@ def test_train_ends_with_the_greedy_evaluation_and_a_gif(ray_session, tmp_path, 
                  "--gif", str(gif)])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "greedy evaluation (last iteration): episode_return_mean" in out
+    assert "greedy evaluation (last, at " in out and "env steps): episode_return_mean" in out
     assert "over 5 episodes" in out
     assert f"gif:         {gif} (one greedy episode of the best checkpoint: return" in out
     with Image.open(gif) as image:
