@@ -1,11 +1,11 @@
 """A run's checkpoints and which one to use: the best by an evaluation metric, or the last.
 
-``rllib-ext train`` runs keep few checkpoints when the config evaluates (Tune's checkpoint
-scoring, ``num_to_keep=2`` plus the latest, which Tune always keeps): the best by the
-evaluation metric and the last. Both ``train`` and ``evaluate RUN_DIR`` find them on disk, so
-any Tune run of an RLlib algorithm works: each ``checkpoint_*`` directory records the
-algorithm's ``training_iteration`` (``algorithm_state.pkl``), and that iteration's result in the
-trial's ``result.json`` holds the metrics it was saved with.
+``rllib-ext train`` runs keep two checkpoints when the config evaluates (Tune's checkpoint
+scoring on ``evaluation_score``, ``num_to_keep=1`` plus the latest, which Tune always keeps):
+the best by the evaluation metric and the last. Both ``train`` and ``evaluate RUN_DIR`` find
+them on disk, so any Tune run of an RLlib algorithm works: each ``checkpoint_*`` directory
+records the algorithm's ``training_iteration`` (``algorithm_state.pkl``), and that iteration's
+result in the trial's ``result.json`` holds the metrics it was saved with.
 """
 
 from __future__ import annotations

@@ -32,8 +32,10 @@ Every mistake raises :class:`ConfigError` naming the key, the value and the vali
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import inspect
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,11 @@ ENV_STEPS_KEY = "num_env_steps_sampled_lifetime"
 DEFAULT_METRIC = "env_runners/episode_return_mean"
 #: RLlib's (greedy, by default) evaluation return: what a run's best checkpoint is scored by.
 EVALUATION_METRIC = "evaluation/env_runners/episode_return_mean"
+#: Top-level result key the CLI adds to every result of a config that evaluates: the evaluation
+#: metric in iterations that evaluated, NaN otherwise. Tune's checkpoint scoring needs a
+#: top-level key (it looks the attribute up in the unflattened result), and RLlib repeats an
+#: evaluation's results in the iteration after it, which must not score that iteration.
+EVALUATION_SCORE_KEY = "evaluation_score"
 
 
 class ConfigError(ValueError):
@@ -112,6 +119,9 @@ class Experiment:
         if seed is not None:
             config.debugging(seed=seed)
         _cap_torch_threads(config)
+        if self.evaluation_interval:
+            _add_on_train_result(config, functools.partial(record_evaluation_score,
+                                                           metric=self.evaluation_metric))
         try:
             config.validate()
         except ValueError as e:
@@ -153,6 +163,32 @@ def _cap_torch_threads(config) -> None:
     elif callable(existing):
         existing = [existing]
     config.callbacks(on_algorithm_init=[*existing, limit_torch_threads_on_init])
+
+
+def _add_on_train_result(config, callback) -> None:
+    """Appends ``callback`` to the config's ``on_train_result`` callbacks (a file's own run
+    first)."""
+    existing = config.callbacks_on_train_result
+    if existing is None:
+        existing = []
+    elif callable(existing):
+        existing = [existing]
+    config.callbacks(on_train_result=[*existing, callback])
+
+
+def record_evaluation_score(*, result: dict, metric: str, **_) -> None:
+    """``on_train_result``: sets ``result[EVALUATION_SCORE_KEY]`` (see there). An iteration
+    evaluated if its evaluation results carry the evaluation workers' health
+    (``num_healthy_workers``); RLlib's repeated results do not."""
+    evaluation = result.get("evaluation")
+    value = math.nan
+    if isinstance(evaluation, dict) and "num_healthy_workers" in evaluation:
+        node = result
+        for part in metric.split("/"):
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, (int, float)) and not isinstance(node, bool):
+            value = float(node)
+    result[EVALUATION_SCORE_KEY] = value
 
 
 def _load_object(key: str, value):

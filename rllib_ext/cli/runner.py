@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import rllib_ext
-from rllib_ext.cli.config_file import DEFAULT_METRIC, Experiment
+from rllib_ext.cli.config_file import DEFAULT_METRIC, EVALUATION_SCORE_KEY, Experiment
 from rllib_ext.cli.quiet import RLLIB_LOG_LEVEL
 
 DEFAULT_STORAGE = "tune_runs"
@@ -69,19 +69,6 @@ class TrialOutcome:
     error: str | None
 
 
-class _UnscoredCheckpointFilter(logging.Filter):
-    """Drops Tune's error line for a checkpoint whose iteration did not evaluate (the one at the
-    end of a run can fall between evaluations): it is expected, and Tune still keeps that
-    checkpoint as the latest one, ranked below every evaluated one."""
-
-    def __init__(self, metric: str):
-        super().__init__()
-        self.metric = metric
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(f"Result dict has no key: {self.metric}.")
-
-
 def checkpoint_config(experiment: Experiment):
     """Tune's checkpoint settings for ``experiment``: at the end and every ``checkpoint_every``
     iterations; when the config evaluates, on evaluation iterations (every
@@ -93,19 +80,14 @@ def checkpoint_config(experiment: Experiment):
     if not interval:
         return tune.CheckpointConfig(checkpoint_at_end=True,
                                      checkpoint_frequency=experiment.checkpoint_every)
-    metric = experiment.evaluation_metric
-    logger = logging.getLogger("ray.train._internal.checkpoint_manager")
-    if not any(getattr(f, "metric", None) == metric for f in logger.filters):
-        logger.addFilter(_UnscoredCheckpointFilter(metric))
     return tune.CheckpointConfig(
         checkpoint_at_end=True,
         checkpoint_frequency=experiment.checkpoint_every or interval,
-        checkpoint_score_attribute=metric,
+        # Set by the on_train_result callback that build_config adds (NaN where the
+        # iteration did not evaluate, which ranks below every score).
+        checkpoint_score_attribute=EVALUATION_SCORE_KEY,
         checkpoint_score_order="max",
-        # The best two by score, and Tune always keeps the latest as well. Two, not one: the
-        # last checkpoint can fall after an evaluation, and RLlib repeats that evaluation's
-        # results there; with a tie Tune could drop the evaluated one.
-        num_to_keep=2,
+        num_to_keep=1,  # the best; Tune always keeps the latest as well
     )
 
 

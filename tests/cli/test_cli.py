@@ -162,15 +162,15 @@ def test_train_plot_evaluate_on_an_existing_cluster(ray_session, tmp_path, capsy
     out = proc.stdout
     assert f"the Ray cluster at {address}" in out
     assert "iter    1 | env steps" in out and "ETA" in out
-    # RLlib's known-harmless warnings are silenced, and so is Tune's complaint about an
-    # unscored checkpoint.
+    # RLlib's known-harmless warnings are silenced; every result has the score Tune ranks
+    # checkpoints by (no "Result dict has no key" error).
     assert "new API stack" not in out + proc.stderr
     assert "Result dict has no key" not in out + proc.stderr
 
     (exp_dir,) = storage.iterdir()
     assert list(exp_dir.rglob("events.out.tfevents.*")), "no TensorBoard events written"
     kept = sorted(p.parent for p in exp_dir.rglob("rllib_checkpoint.json"))
-    assert 1 <= len(kept) <= 3  # the best two and the last (fewer if they coincide)
+    assert 1 <= len(kept) <= 2  # the best and the last (one if they coincide)
     best_line = next(ln for ln in out.splitlines() if ln.startswith("best checkpoint: "))
     last_line = next(ln for ln in out.splitlines() if ln.startswith("last checkpoint: "))
     assert "evaluation/env_runners/episode_return_mean" in best_line
@@ -259,6 +259,43 @@ def test_plot_marks_the_evaluation_iterations(tmp_path):
     steps, value, episodes = last_evaluation(tmp_path, "evaluation/env_runners/episode_return_mean")
     assert (steps, value) == (4000, pytest.approx(0.8)) and math.isnan(episodes)
     assert [p.name for p in plot_run(tmp_path)] == ["returns.png"]
+
+
+def test_evaluation_score_is_set_only_in_iterations_that_evaluated():
+    from rllib_ext.cli.config_file import EVALUATION_SCORE_KEY, record_evaluation_score
+
+    metric = "evaluation/env_runners/episode_return_mean"
+    evaluated = {"evaluation": {"num_healthy_workers": 0,
+                                "env_runners": {"episode_return_mean": 0.7}}}
+    repeated = {"evaluation": {"env_runners": {"episode_return_mean": 0.7}}}
+    record_evaluation_score(result=evaluated, metric=metric)
+    record_evaluation_score(result=repeated, metric=metric)
+    assert evaluated[EVALUATION_SCORE_KEY] == 0.7
+    assert math.isnan(repeated[EVALUATION_SCORE_KEY])
+
+
+def test_checkpoint_config_keeps_the_best_and_the_last(tmp_path):
+    """Tune's own checkpoint bookkeeping, fed results like RLlib's with the CLI's score:
+    the best evaluated checkpoint survives next to the last, not the two newest."""
+    from ray.train import Checkpoint
+    from ray.train._internal.checkpoint_manager import _CheckpointManager, _TrainingResult
+
+    from rllib_ext.cli.config_file import EVALUATION_SCORE_KEY
+    from rllib_ext.cli.runner import checkpoint_config
+
+    exp = load_experiment(_write(tmp_path, GOOD.replace(
+        "stop:", "  evaluation: {evaluation_interval: 1}\nstop:")))
+    assert exp.build_config().callbacks_on_train_result  # the score is recorded
+    manager = _CheckpointManager(checkpoint_config(exp))
+    for i, score in enumerate([0.5, 0.9, 0.3, 0.4, math.nan]):
+        path = tmp_path / f"checkpoint_{i}"
+        path.mkdir()
+        manager.register_checkpoint(_TrainingResult(
+            checkpoint=Checkpoint(str(path)),
+            metrics={"evaluation": {"env_runners": {"episode_return_mean": score}},
+                     EVALUATION_SCORE_KEY: score}))
+    kept = sorted(p.name for p in tmp_path.glob("checkpoint_*"))
+    assert kept == ["checkpoint_1", "checkpoint_4"]
 
 
 def test_plot_and_evaluate_reject_bad_paths(tmp_path, capsys):
