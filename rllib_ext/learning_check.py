@@ -36,6 +36,12 @@ def first_crossing(steps, values, threshold: float, within: int) -> int | None:
     return None
 
 
+def last_value(values: list[float]) -> float:
+    """The last non-NaN value (an evaluation metric is NaN in iterations that did not
+    evaluate), NaN if there is none."""
+    return next((v for v in reversed(values) if not math.isnan(v)), math.nan)
+
+
 def check_experiment(exp: Experiment, *, storage: str | None = None) -> list[CheckRow]:
     """Runs one trial per seed until the threshold or the step budget; one row per seed."""
     from ray import tune
@@ -76,7 +82,7 @@ def check_experiment(exp: Experiment, *, storage: str | None = None) -> list[Che
                 within_env_steps=crit.within_env_steps,
                 reached_at=first_crossing(steps, values, crit.threshold, crit.within_env_steps),
                 best=max((v for v in values if not math.isnan(v)), default=math.nan),
-                final=values[-1] if values else math.nan,
+                final=last_value(values),
                 env_steps=int(steps[-1]) if steps else 0,
                 error=o.error,
             )

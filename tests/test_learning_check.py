@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rllib_ext.cli.config_file import PassCriterion
-from rllib_ext.learning_check import CheckRow, config_passes, format_table
+from rllib_ext.learning_check import CheckRow, config_passes, format_table, last_value
 
 
 def _row(config, seed, reached_at):
@@ -37,3 +37,9 @@ def test_min_mean_is_a_second_bar_on_the_final_values():
     for r in rows:
         r.config_passed = True
     assert format_table(rows).splitlines()[-1] == "c.yaml: mean final 0.860; config passes"
+
+
+def test_final_value_is_the_last_evaluated_one():
+    nan = float("nan")
+    assert last_value([nan, 0.4, nan, 0.7, nan]) == 0.7
+    assert last_value([nan]) != last_value([nan])  # NaN when nothing was evaluated
