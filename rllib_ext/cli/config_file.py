@@ -120,8 +120,8 @@ class Experiment:
             config.debugging(seed=seed)
         _cap_torch_threads(config)
         if self.evaluation_interval:
-            _add_on_train_result(config, functools.partial(record_evaluation_score,
-                                                           metric=self.evaluation_metric))
+            _append_callback(config, "on_train_result", functools.partial(
+                record_evaluation_score, metric=self.evaluation_metric))
         try:
             config.validate()
         except ValueError as e:
@@ -157,23 +157,18 @@ def _cap_torch_threads(config) -> None:
 
     if type(config).__module__.startswith("rllib_ext."):
         return
-    existing = config.callbacks_on_algorithm_init
+    _append_callback(config, "on_algorithm_init", limit_torch_threads_on_init)
+
+
+def _append_callback(config, event: str, callback) -> None:
+    """Appends ``callback`` to the config's ``event`` callbacks (e.g. ``"on_train_result"``);
+    one set in the file is kept and runs first."""
+    existing = getattr(config, f"callbacks_{event}")
     if existing is None:
         existing = []
     elif callable(existing):
         existing = [existing]
-    config.callbacks(on_algorithm_init=[*existing, limit_torch_threads_on_init])
-
-
-def _add_on_train_result(config, callback) -> None:
-    """Appends ``callback`` to the config's ``on_train_result`` callbacks (a file's own run
-    first)."""
-    existing = config.callbacks_on_train_result
-    if existing is None:
-        existing = []
-    elif callable(existing):
-        existing = [existing]
-    config.callbacks(on_train_result=[*existing, callback])
+    config.callbacks(**{event: [*existing, callback]})
 
 
 def record_evaluation_score(*, result: dict, metric: str, **_) -> None:
