@@ -148,8 +148,12 @@ class ACECallback(RLlibCallback):
         results = algorithm.learner_group.foreach_learner(
             lambda learner, f=factor, s=seed: (learner.soft_reset(f, s), learner.ace_stats())[1]
         )
+        # RLlib's sync is fire-and-forget and drops the call while the iteration's own
+        # `set_state` is still in flight (one request per runner); a timeout makes it wait
+        # for that one first, so the reset weights are always queued on every runner.
         algorithm.env_runner_group.sync_weights(
-            from_worker_or_learner_group=algorithm.learner_group, inference_only=True
+            from_worker_or_learner_group=algorithm.learner_group, inference_only=True,
+            timeout_seconds=cfg.env_runner_health_probe_timeout_s,
         )
         return _first(results)
 
