@@ -110,7 +110,7 @@ def plain_loop(steps: int, seed: int = 1) -> dict:
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
     from rllib_ext.algorithms.parameterised.parameterised_learner import linear_epsilon
-    from rllib_ext.algorithms.parameterised.replay import TransitionReplay
+    from rllib_ext.algorithms.parameterised.replay import ParameterisedReplay
     from rllib_ext.algorithms.pdqn.torch.default_pdqn_torch_rl_module import (
         DefaultPDQNTorchRLModule,
     )
@@ -124,7 +124,7 @@ def plain_loop(steps: int, seed: int = 1) -> dict:
         action_space=env.action_space, model_config=cfg.model_config,
     ).build()
     update = PlainUpdate(module, cfg)
-    replay = TransitionReplay(cfg.replay_capacity, 9, 3, seed=seed)
+    replay = ParameterisedReplay(cfg.replay_capacity, 9, 3, seed=seed)
     obs, _ = env.reset(seed=seed)
     episodes = updates = 0
     start = time.perf_counter()

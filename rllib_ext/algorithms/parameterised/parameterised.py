@@ -45,7 +45,7 @@ from rllib_ext.algorithms.parameterised.parameterised_learner import (
 from rllib_ext.algorithms.parameterised.parameterised_learner import (
     NUM_EPISODES_LIFETIME as EPISODES_KEY,
 )
-from rllib_ext.algorithms.parameterised.replay import TransitionReplay
+from rllib_ext.algorithms.parameterised.replay import ParameterisedReplay
 from rllib_ext.algorithms.spaces import probe_env_spaces
 from rllib_ext.algorithms.threads import limit_torch_threads
 from rllib_ext.hooks import STRATEGIES
@@ -321,7 +321,7 @@ class ParameterisedActionConfig(AlgorithmConfig):
 
 
 class ParameterisedActionAlgorithm(Algorithm):
-    """The lean training step over a :class:`TransitionReplay` (see the module docstring)."""
+    """The lean training step over a :class:`ParameterisedReplay` (see the module docstring)."""
 
     def replay_extra_columns(self, layout: ActionLayout) -> dict[str, int]:
         """``{extra_model_outputs key: width}`` the replay keeps besides the transition."""
@@ -333,7 +333,7 @@ class ParameterisedActionAlgorithm(Algorithm):
         super().setup(config)
         obs_space, action_space = probe_env_spaces(self.config)
         self.action_layout = layout_from_space(action_space, self.config.param_layout)
-        self.replay = TransitionReplay(
+        self.replay = ParameterisedReplay(
             self.config.replay_capacity, int(np.prod(obs_space.shape)),
             self.action_layout.total_params,
             extra_columns=self.replay_extra_columns(self.action_layout), seed=self.config.seed,

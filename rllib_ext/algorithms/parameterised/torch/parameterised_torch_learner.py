@@ -7,10 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.distributed as dist
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.utils.annotations import override
 
+from rllib_ext.algorithms.chunked_torch_learner import (
+    ChunkedUpdateTorchLearner,
+    average_over_learners,
+)
 from rllib_ext.algorithms.parameterised.parameterised_learner import EpsilonScheduleLearner
 from rllib_ext.algorithms.parameterised.torch.networks import polyak_update
 from rllib_ext.hooks import ActionGradientHook
@@ -21,7 +24,7 @@ from rllib_ext.hooks import ActionGradientHook
 Stage = tuple[str, Callable[..., tuple[torch.Tensor, dict]]]
 
 
-class ParameterisedActionTorchLearner(EpsilonScheduleLearner, TorchLearner):
+class ParameterisedActionTorchLearner(EpsilonScheduleLearner, ChunkedUpdateTorchLearner):
     """What P-DQN's and PA-DDPG's torch learners share. Subclasses define:
 
     - :meth:`optimized_networks`: ``[(optimizer name, network, learning rate)]``;
@@ -44,12 +47,12 @@ class ParameterisedActionTorchLearner(EpsilonScheduleLearner, TorchLearner):
       after another network's step. Here each stage does its own backward, gradient-norm clip
       (RLlib's clip function, per optimizer, ``grad_clip`` / ``grad_clip_by``) and
       ``apply_gradients`` (RLlib's non-finite handling and optimizer step). With several
-      learners the gradients are averaged over them with one ``all_reduce`` per stage: RLlib's
-      DDP wrapper only syncs a backward that follows a DDP ``forward``, once per forward, so
-      it is not called (the losses use the unwrapped networks; DDP still broadcasts the
-      initial weights).
+      learners the gradients are averaged over them with one ``all_reduce`` per stage
+      (:func:`~rllib_ext.algorithms.chunked_torch_learner.average_over_learners`: the losses
+      use the unwrapped networks, so RLlib's DDP wrapper would not sync them).
     - ``TorchLearner._update`` (one RLlib minibatch): cuts the minibatch into consecutive
-      ``train_batch_size_per_learner`` batches, one gradient step each (see there).
+      ``train_batch_size_per_learner`` batches, one gradient step each
+      (:class:`~rllib_ext.algorithms.chunked_torch_learner.ChunkedUpdateTorchLearner`).
     - ``Learner.compute_loss_for_module``: required by RLlib, but a summed loss is exactly what
       this learner does not take; it raises and names :meth:`update_stages`.
     """
@@ -86,28 +89,6 @@ class ParameterisedActionTorchLearner(EpsilonScheduleLearner, TorchLearner):
             )
 
     @override(TorchLearner)
-    def _update(self, batch):
-        """One gradient step per ``train_batch_size_per_learner`` rows, in order.
-
-        The algorithm hands over all the rows one ``training_step`` trains on (``num_updates``
-        batches) as a single RLlib minibatch, so RLlib converts, slices and logs that data once
-        per ``training_step`` rather than once per gradient step. Here the rows are cut into
-        consecutive batches (tensor views, no copy) and each gets its own sequential gradient
-        step (:meth:`_uncompiled_update`) — the same gradient steps as ``num_updates``
-        minibatches would give. A last, shorter chunk (rows not a multiple of the batch size)
-        is trained on as it is.
-        """
-        size = self.config.train_batch_size_per_learner
-        rows = max(len(module_batch) for module_batch in batch.values())
-        for start in range(0, rows, size):
-            out = super()._update({
-                module_id: {key: column[start:start + size]
-                            for key, column in module_batch.items()}
-                for module_id, module_batch in batch.items()
-            })
-        return out
-
-    @override(TorchLearner)
     def _uncompiled_update(self, batch, **kwargs):
         """One sequential gradient step on ``batch`` (see the class docstring)."""
         self._compute_off_policyness(batch)
@@ -136,13 +117,7 @@ class ParameterisedActionTorchLearner(EpsilonScheduleLearner, TorchLearner):
         optim = self.get_optimizer(module_id, optimizer_name)
         grads = self.filter_param_dict_for_optimizer(
             {pid: p.grad for pid, p in self._params.items()}, optim)
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            flat = torch.cat([g.reshape(-1) for g in grads.values()])
-            dist.all_reduce(flat)
-            flat /= dist.get_world_size()
-            for g, averaged in zip(grads.values(), flat.split([g.numel() for g in
-                                                               grads.values()]), strict=True):
-                g.copy_(averaged.view_as(g))
+        average_over_learners(grads)
         if config.grad_clip:
             norm = self._get_clip_function()(grads, grad_clip=config.grad_clip,
                                              grad_clip_by=config.grad_clip_by)

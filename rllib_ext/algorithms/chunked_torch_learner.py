@@ -1,0 +1,53 @@
+"""What the lean off-policy learners (P-DQN family, PA-DDPG, ACE) share: many gradient steps
+per ``learner_group.update`` call, and gradient averaging over several learners without DDP.
+
+The algorithms hand over all the rows one ``training_step`` trains on (``num_updates``
+batches) as a single RLlib minibatch, so RLlib converts, slices and logs that data once per
+``training_step`` rather than once per gradient step; the learner cuts it into consecutive
+``train_batch_size_per_learner`` batches, one gradient step each.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from ray.rllib.core.learner.torch.torch_learner import TorchLearner
+from ray.rllib.utils.annotations import override
+
+
+class ChunkedUpdateTorchLearner(TorchLearner):
+    """Overrides ``TorchLearner._update`` (one RLlib minibatch): one ``_uncompiled_update``
+    per ``train_batch_size_per_learner`` rows, in order, on tensor views (no copy) — the same
+    gradient steps as that many minibatches would give. A last, shorter chunk (rows not a
+    multiple of the batch size) is trained on as it is."""
+
+    @override(TorchLearner)
+    def _update(self, batch):
+        size = self.config.train_batch_size_per_learner
+        rows = max(len(module_batch) for module_batch in batch.values())
+        for start in range(0, rows, size):
+            out = super()._update({
+                module_id: {key: column[start:start + size]
+                            for key, column in module_batch.items()}
+                for module_id, module_batch in batch.items()
+            })
+        return out
+
+
+def average_over_learners(grads: dict) -> None:
+    """Averages the (non-None) gradient tensors in place over all learner processes with one
+    ``all_reduce``; a no-op with a single learner.
+
+    RLlib's DDP wrapper only syncs a backward that follows a DDP ``forward``, once per
+    forward; the lean learners run several backwards per forward pass, or skip networks on
+    some steps (ACE's delayed policy), so they call the unwrapped networks and average here
+    (DDP still broadcasts the initial weights).
+    """
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return
+    tensors = [g for g in grads.values() if g is not None]
+    flat = torch.cat([g.reshape(-1) for g in tensors])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    for g, averaged in zip(tensors, flat.split([g.numel() for g in tensors]), strict=True):
+        g.copy_(averaged.view_as(g))
