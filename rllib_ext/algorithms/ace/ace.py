@@ -17,7 +17,12 @@ What ACE adds to SAC:
   mixed with a fresh initialisation; the strength comes from the policy's gradient-dormancy
   ratio (or from the spread of the causal weights) (:mod:`.dormancy`).
 
-The training loop, replay buffer and networks are RLlib's SAC (``DQN`` training step).
+The networks are RLlib's SAC module; the training step is lean (as the parameterised family's):
+sample from the env runners, store the transitions in a flat replay
+(:mod:`rllib_ext.algorithms.replay`, uniform or proportional-prioritised) and the causal FIFO,
+then take ``updates_per_env_step`` x (new env steps) gradient steps in one
+``learner_group.update`` call and sync the weights. RLlib's EnvRunners, LearnerGroup (several
+learners too), metrics, checkpoints, evaluation and Tune work unchanged.
 """
 
 from __future__ import annotations
@@ -26,17 +31,50 @@ import gymnasium as gym
 import numpy as np
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.sac.sac import SAC, SACConfig
+from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.annotations import override
+from ray.rllib.utils.metrics import (
+    ALL_MODULES,
+    ENV_RUNNER_RESULTS,
+    ENV_RUNNER_SAMPLING_TIMER,
+    LEARNER_RESULTS,
+    LEARNER_UPDATE_TIMER,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    REPLAY_BUFFER_ADD_DATA_TIMER,
+    REPLAY_BUFFER_SAMPLE_TIMER,
+    REPLAY_BUFFER_UPDATE_PRIOS_TIMER,
+    SYNCH_WORKER_WEIGHTS_TIMER,
+    TIMERS,
+)
+from ray.tune.execution.placement_groups import PlacementGroupFactory
 
 from rllib_ext.algorithms.ace.callbacks import ACECallback
-from rllib_ext.algorithms.ace.causal import TRANSFORMS, TransitionFIFO
+from rllib_ext.algorithms.ace.causal import BACKENDS, TRANSFORMS
+from rllib_ext.algorithms.ace.causal_state import CausalState, create_causal_worker
+from rllib_ext.algorithms.ace.dormancy import causal_perturb_factor, perturb_factor
+from rllib_ext.algorithms.ace.torch.default_ace_torch_rl_module import Q_NETWORK_KEY, Q_NETWORKS
+from rllib_ext.algorithms.replay import (
+    IS_WEIGHTS,
+    REPLAY_INDEX,
+    TransitionReplay,
+    episode_transitions,
+)
 from rllib_ext.algorithms.spaces import probe_env_spaces
 from rllib_ext.algorithms.threads import limit_torch_threads
 
-RESET_VARIANTS = ("none", "reset", "causal_reset", "dormant_reset", "causal_dormant_reset")
-#: Algorithm-state key of ACE's causal bookkeeping (FIFO, fit counters, current weights).
+#: ``reset_strength`` values: what sets the kept fraction of a soft reset.
+RESET_STRENGTHS = ("dormancy", "causal")
+#: ``reset_scope`` values: which neurons a soft reset mixes.
+RESET_SCOPES = ("all", "dormant")
+#: Replay types of ``replay_buffer_config["type"]`` and whether they prioritise.
+REPLAY_TYPES = {"PrioritizedEpisodeReplayBuffer": True, "EpisodeReplayBuffer": False}
+#: Algorithm-state key of ACE's causal state (FIFO, weights, fit status).
 ACE_ALGORITHM_STATE = "ace"
+#: Metric key of the replay's size.
+REPLAY_SIZE_KEY = "replay_size"
 
 
 class ACEConfig(SACConfig):
@@ -64,13 +102,24 @@ class ACEConfig(SACConfig):
         self.causal_sample_size = 10_000
         self.causal_update_interval = 10_000
         self.causal_weight_transform = "softmax"
+        self.causal_backend = "fast"
         self.causal_async = True
-        self.reset_variant = "reset"
+        self.causal_worker_num_cpus = 1.0
+        self.causal_num_threads = 1
         self.reset_interval = 100_000
+        self.reset_strength = "dormancy"
+        self.reset_scope = "all"
         self.dormancy_threshold = 0.05
         self.perturb_factor_min = 0.2
         self.perturb_factor_max = 0.9
         self.policy_update_freq = 2
+        self.updates_per_env_step = 1.0
+        self.q_network = "concat"
+        # Fragments of this many env steps per env runner and iteration step, then their
+        # gradient steps in one learner call (SAC's "auto" = 1 step, one update per call).
+        self.rollout_fragment_length = 32
+        # SAC's replay ratio knob is replaced by updates_per_env_step.
+        self.training_intensity = None
         self._causal_fit_delay_s = 0.0
 
     @override(SACConfig)
@@ -80,13 +129,19 @@ class ACEConfig(SACConfig):
         causal_sample_size=NotProvided,
         causal_update_interval=NotProvided,
         causal_weight_transform=NotProvided,
+        causal_backend=NotProvided,
         causal_async=NotProvided,
-        reset_variant=NotProvided,
+        causal_worker_num_cpus=NotProvided,
+        causal_num_threads=NotProvided,
         reset_interval=NotProvided,
+        reset_strength=NotProvided,
+        reset_scope=NotProvided,
         dormancy_threshold=NotProvided,
         perturb_factor_min=NotProvided,
         perturb_factor_max=NotProvided,
         policy_update_freq=NotProvided,
+        updates_per_env_step=NotProvided,
+        q_network=NotProvided,
         _causal_fit_delay_s=NotProvided,
         **kwargs,
     ) -> ACEConfig:
@@ -97,19 +152,31 @@ class ACEConfig(SACConfig):
                 the number needed before the first fit (10 000 reference; 2 000..20 000 - the
                 fit time grows ~(S + A + 1)^3, only mildly with this).
             causal_update_interval: Env steps between causal fits (10 000 reference; smaller
-                tracks the changing policy more closely at more CPU cost).
+                tracks the changing policy more closely at more CPU cost). 0 never fits: the
+                weights stay uniform and ACE's losses are SAC's (with resets off and
+                ``policy_update_freq=1``, ACE is a fast SAC).
             causal_weight_transform: Effects -> weights: "softmax" (reference:
                 A * softmax of the signed a_i -> r coefficients; negative effects get small
                 weights) or "softmax_abs" (A * softmax of their magnitudes).
+            causal_backend: DirectLiNGAM implementation: "fast" (default: this project's
+                vectorised one, same order and coefficients as lingam's, >10x faster) or
+                "lingam" (the ``lingam`` package, the reference's).
             causal_async: True (default): fit in a Ray actor, never blocking an iteration.
                 False: fit synchronously in the training process (reproducible; blocks).
-            reset_variant: "reset" (reference default: soft-reset policy, critics and target
-                critics, strength from the policy's gradient dormancy), "causal_reset"
-                (strength from the spread of the causal weights), "dormant_reset" /
-                "causal_dormant_reset" (same strengths, only gradient-dormant neurons), or
-                "none" (no resets).
-            reset_interval: Gradient updates between resets (100 000 reference; each reset
-                costs some return for a while, so keep it >= ~10 000 for real runs).
+            causal_worker_num_cpus: CPUs the causal actor reserves (1 default; under Tune a
+                bundle of the trial's placement group). 0 shares the CPUs of the rest of the
+                run (a fit then competes with sampling and learning).
+            causal_num_threads: Threads a fit may use inside the actor (1 default; up to
+                ``causal_worker_num_cpus``).
+            reset_interval: Gradient updates between soft resets (100 000 reference; each
+                reset costs some return for a while, so keep it >= ~10 000 for real runs);
+                0 turns resets off.
+            reset_strength: What sets the kept fraction theta of a reset: "dormancy"
+                (reference default: clip(1 - policy gradient-dormancy ratio)) or "causal"
+                (from the spread of the causal weights: a larger spread, a milder reset).
+            reset_scope: What a reset mixes: "all" (reference default: every neuron of the
+                policy, the critics and the target critics) or "dormant" (only the neurons
+                found gradient-dormant at the last measurement).
             dormancy_threshold: A neuron is gradient-dormant when its weight-gradient row norm
                 is below this fraction of its layer's mean (0.05 reference; 0.01..0.1).
             perturb_factor_min: Lower clip of the kept fraction theta (0.2 reference).
@@ -117,17 +184,39 @@ class ACEConfig(SACConfig):
                 a reset with no dormancy a no-op).
             policy_update_freq: Policy, alpha and target critics are updated every this many
                 critic updates (2 reference; 1 = SAC's schedule).
+            updates_per_env_step: Replay ratio: gradient steps per sampled env step (1.0 as
+                the reference; 0.25..4). Replaces SAC's ``training_intensity``. The steps of
+                one iteration are taken after its sampling, in one learner call.
+            q_network: The critics: "concat" (default: an MLP with ``fcnet_hiddens`` on the
+                concatenated (s, a), as the reference and the SAC paper) or "multi_stream"
+                (RLlib 2.60 SAC's: separate obs and action MLPs joined by fusion layers,
+                several times the compute per update).
             _causal_fit_delay_s: Test option: seconds each causal fit sleeps first (emulates
                 a slow fit). 0 in real runs.
             **kwargs: ``SACConfig.training`` arguments (``actor_lr``, ``critic_lr``,
                 ``alpha_lr``, ``tau``, ``initial_alpha``, ``twin_q``,
-                ``replay_buffer_config``, ...).
+                ``replay_buffer_config`` - its ``type`` ("PrioritizedEpisodeReplayBuffer":
+                proportional with ``alpha``, ``beta``; "EpisodeReplayBuffer": uniform) and
+                ``capacity`` configure ACE's flat replay -, ...).
         """
         super().training(**kwargs)
         for name, value in locals().items():
             if name not in ("self", "kwargs", "__class__") and value is not NotProvided:
                 setattr(self, name, value)
         return self
+
+    @property
+    @override(SACConfig)
+    def _model_config_auto_includes(self):
+        return super()._model_config_auto_includes | {Q_NETWORK_KEY: self.q_network}
+
+    @property
+    def replay_alpha_beta(self) -> tuple[float, float]:
+        """(alpha, beta) of the replay's prioritisation; (0, 0) = uniform."""
+        rb = self.replay_buffer_config
+        if not REPLAY_TYPES.get(rb.get("type"), False):
+            return 0.0, 0.0
+        return float(rb.get("alpha", 0.6)), float(rb.get("beta", 0.4))
 
     @override(SACConfig)
     def get_default_rl_module_spec(self) -> RLModuleSpec:
@@ -160,17 +249,53 @@ class ACEConfig(SACConfig):
             )
         if self.is_multi_agent:
             self._value_error("ACE supports single-agent envs only; remove config.multi_agent().")
-        if self.reset_variant not in RESET_VARIANTS:
-            self._value_error(f"reset_variant={self.reset_variant!r} is not one of "
-                              f"{list(RESET_VARIANTS)}; set config.training(reset_variant=...).")
+        for name, options in (("reset_strength", RESET_STRENGTHS), ("q_network", Q_NETWORKS),
+                              ("reset_scope", RESET_SCOPES), ("causal_backend", BACKENDS)):
+            if getattr(self, name) not in options:
+                self._value_error(f"{name}={getattr(self, name)!r} is not one of "
+                                  f"{list(options)}; set config.training({name}=...).")
         if self.causal_weight_transform not in TRANSFORMS:
             self._value_error(f"causal_weight_transform={self.causal_weight_transform!r} is not "
                               f"one of {list(TRANSFORMS)}; set "
                               "config.training(causal_weight_transform=...).")
         integer("causal_sample_size", 2)
-        integer("causal_update_interval", 1)
-        integer("reset_interval", 1)
+        integer("causal_update_interval", 0)
+        integer("reset_interval", 0)
         integer("policy_update_freq", 1)
+        integer("causal_num_threads", 1)
+        if not (isinstance(self.updates_per_env_step, (int, float))
+                and 0 < self.updates_per_env_step < float("inf")):
+            self._value_error(f"updates_per_env_step={self.updates_per_env_step!r} must be a "
+                              "number > 0, e.g. config.training(updates_per_env_step=1.0).")
+        if not (isinstance(self.causal_worker_num_cpus, (int, float))
+                and 0 <= self.causal_worker_num_cpus < float("inf")):
+            self._value_error(f"causal_worker_num_cpus={self.causal_worker_num_cpus!r} must be "
+                              ">= 0, e.g. config.training(causal_worker_num_cpus=1).")
+        if self.training_intensity is not None:
+            self._value_error(
+                f"training_intensity={self.training_intensity} is SAC's replay ratio; ACE's is "
+                "config.training(updates_per_env_step=...) (gradient steps per env step, "
+                "training_intensity / train_batch_size in SAC's units); leave "
+                "training_intensity=None.")
+        if self.n_step != 1:
+            self._value_error(f"n_step={self.n_step!r}: ACE's replay stores 1-step transitions "
+                              "(as the reference); set config.training(n_step=1).")
+        rb = self.replay_buffer_config
+        if rb.get("type") not in REPLAY_TYPES:
+            self._value_error(
+                f"replay_buffer_config type={rb.get('type')!r} is not one ACE's flat replay "
+                f"implements; use one of {list(REPLAY_TYPES)} (prioritised with alpha/beta, or "
+                "uniform).")
+        capacity = rb.get("capacity")
+        if not (isinstance(capacity, (int, np.integer))
+                and capacity >= self.total_train_batch_size):
+            self._value_error(
+                f"replay_buffer_config capacity={capacity!r} must be an integer >= the train "
+                f"batch ({self.total_train_batch_size}); e.g. capacity=1_000_000.")
+        alpha, beta = self.replay_alpha_beta
+        if not (0 <= alpha < float("inf") and 0 <= beta <= 1):
+            self._value_error(f"replay_buffer_config alpha={alpha}, beta={beta}: need alpha >= 0 "
+                              "and 0 <= beta <= 1 (0.6 and 0.4 typical; 0, 0 = uniform).")
         if not 0 < self.dormancy_threshold <= 1:
             self._value_error(f"dormancy_threshold={self.dormancy_threshold} must be in (0, 1], "
                               "e.g. config.training(dormancy_threshold=0.05).")
@@ -182,6 +307,12 @@ class ACEConfig(SACConfig):
             )
         if self._causal_fit_delay_s < 0:
             self._value_error(f"_causal_fit_delay_s={self._causal_fit_delay_s} must be >= 0.")
+        if self.causal_num_threads > max(1, self.causal_worker_num_cpus):
+            self._value_error(
+                f"causal_num_threads={self.causal_num_threads} exceeds the CPUs the causal "
+                f"worker reserves (causal_worker_num_cpus={self.causal_worker_num_cpus}): its "
+                "threads would take the learner's CPUs; raise causal_worker_num_cpus or lower "
+                "causal_num_threads.")
         if self.target_network_update_freq != 0:
             self._value_error(
                 f"target_network_update_freq={self.target_network_update_freq} is not used: ACE "
@@ -224,12 +355,13 @@ class ACEConfig(SACConfig):
 
 
 class ACE(SAC):
-    """ACE on SAC's training loop. Tune name: ``"ACE"``.
+    """ACE on a lean off-policy training step (see the module docstring). Tune name: ``"ACE"``.
 
     Attributes:
-        causal_fifo: The last ``causal_sample_size`` transitions (s, a, r) seen by the replay.
-        causal_status: Causal bookkeeping: current weights, fit counters, the env step of the
-            data behind the weights (checkpointed with the FIFO).
+        replay: The flat transition replay (:class:`~rllib_ext.algorithms.replay.
+            TransitionReplay`), not checkpointed: a restored run refills it before learning.
+        causal: ACE's causal state (:class:`~.causal_state.CausalState`: FIFO, weights, fit
+            status, the fit in flight), checkpointed.
     """
 
     @classmethod
@@ -237,51 +369,212 @@ class ACE(SAC):
     def get_default_config(cls) -> ACEConfig:
         return ACEConfig()
 
+    @classmethod
+    @override(SAC)
+    def default_resource_request(cls, config):
+        """RLlib's bundles plus one of ``causal_worker_num_cpus`` CPUs for the causal actor
+        (Tune schedules the actor into it), when fits run asynchronously."""
+        pgf = super().default_resource_request(config)
+        if isinstance(config, dict):
+            config = cls.get_default_config().update_from_dict(config)
+        if not (config.causal_async and config.causal_worker_num_cpus > 0):
+            return pgf
+        return PlacementGroupFactory(
+            bundles=[*pgf.bundles, {"CPU": config.causal_worker_num_cpus}],
+            strategy=pgf.strategy)
+
     @override(SAC)
     def setup(self, config: ACEConfig) -> None:
         limit_torch_threads(config)
         obs_space, action_space = probe_env_spaces(config)
-        self.causal_fifo = TransitionFIFO(config.causal_sample_size, obs_space.shape[0],
-                                          action_space.shape[0])
-        self.causal_status = {
-            "weights": np.ones(action_space.shape[0]),
-            "num_fits": 0,
-            "num_fallbacks": 0,
-            "last_fallback": None,
-            "last_fit_s": float("nan"),
-            "weights_data_step": None,  # FIFO step count of the data behind the weights
-            "last_submitted_step": None,
-            "num_worker_restarts": 0,
-        }
-        # ``on_algorithm_init`` runs inside super().setup(), so the FIFO must exist first.
+        obs_dim, action_dim = int(np.prod(obs_space.shape)), int(action_space.shape[0])
+        # ``on_algorithm_init`` runs inside super().setup(): the causal state exists first.
+        self.causal = CausalState(config.causal_sample_size, obs_dim, action_dim)
         super().setup(config)
-        # SAC's training step (DQN's) hands the sampled episodes only to the replay buffer;
-        # its ``add`` is where ACE sees every new transition, so it copies them into the FIFO.
-        buffer_add = self.local_replay_buffer.add
+        # SAC's episode replay is not used: ACE keeps transitions in its flat replay.
+        self.local_replay_buffer = None
+        alpha, self._replay_beta = config.replay_alpha_beta
+        self.replay = TransitionReplay(
+            config.replay_buffer_config["capacity"],
+            {Columns.OBS: ((obs_dim,), np.float32), Columns.NEXT_OBS: ((obs_dim,), np.float32),
+             Columns.ACTIONS: ((action_dim,), np.float32), Columns.REWARDS: ((), np.float32),
+             Columns.TERMINATEDS: ((), np.float32)},
+            alpha=alpha, seed=config.seed)
+        self._update_credit = 0.0  # fractional gradient steps owed (updates_per_env_step)
 
-        def add(episodes, *args, **kwargs):
-            self.causal_fifo.add_episodes(episodes)
-            return buffer_add(episodes, *args, **kwargs)
+    def add_episodes(self, episodes) -> int:
+        """Stores every new step of the sampled episode chunks in the replay and the causal
+        FIFO; returns how many."""
+        added = 0
+        for episode in episodes:
+            steps = len(episode)
+            if steps == 0:
+                continue
+            columns = episode_transitions(episode)
+            columns[Columns.ACTIONS] = np.asarray(episode.get_actions(), np.float32).reshape(
+                steps, -1)
+            self.replay.add(**columns)
+            self.causal.fifo.add(columns[Columns.OBS], columns[Columns.ACTIONS],
+                                 columns[Columns.REWARDS])
+            added += steps
+        return added
 
-        self.local_replay_buffer.add = add
+    @override(SAC)
+    def training_step(self) -> None:
+        cfg = self.config
+        with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
+            episodes, env_runner_results = synchronous_parallel_sample(
+                worker_set=self.env_runner_group, concat=True,
+                sample_timeout_s=cfg.sample_timeout_s, _uses_new_env_runners=True,
+                _return_metrics=True)
+        self.metrics.aggregate(env_runner_results, key=ENV_RUNNER_RESULTS)
+        with self.metrics.log_time((TIMERS, REPLAY_BUFFER_ADD_DATA_TIMER)):
+            new_steps = self.add_episodes(episodes)
+        self.metrics.log_value(REPLAY_SIZE_KEY, len(self.replay), window=1)
+        # Counted on the replay, not the lifetime steps: the replay is not checkpointed, so a
+        # restored algorithm refills it before learning again.
+        if len(self.replay) < cfg.num_steps_sampled_before_learning_starts:
+            return
+        self._update_credit += new_steps * cfg.updates_per_env_step
+        num_updates = int(self._update_credit)
+        if num_updates == 0:
+            return
+        self._update_credit -= num_updates
 
-    def causal_fit_due(self) -> bool:
-        """A full FIFO and ``causal_update_interval`` new steps since the last submitted fit."""
-        last = self.causal_status["last_submitted_step"]
-        return self.causal_fifo.full and (
-            last is None or self.causal_fifo.num_added - last >= self.config.causal_update_interval
-        )
+        rows = num_updates * cfg.total_train_batch_size
+        with self.metrics.log_time((TIMERS, REPLAY_BUFFER_SAMPLE_TIMER)):
+            idx, weights = self.replay.sample_indices(rows, beta=self._replay_beta)
+            data = self.replay.gather(idx)
+            data[IS_WEIGHTS] = weights
+            if self.replay.prioritized:
+                data[REPLAY_INDEX] = idx
+        with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+            learner_results = self.learner_group.update(
+                batch=MultiAgentBatch({"default_policy": SampleBatch(data)}, env_steps=rows),
+                # One RLlib minibatch: the learners cut it into num_updates consecutive
+                # batches (ChunkedUpdateTorchLearner), one gradient step each.
+                minibatch_size=None, num_epochs=1, shuffle_batch_per_epoch=False,
+                timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
+                    (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)},
+            )
+            self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
+        if self.replay.prioritized:
+            with self.metrics.log_time((TIMERS, REPLAY_BUFFER_UPDATE_PRIOS_TIMER)):
+                for result in self.learner_group.foreach_learner(
+                        lambda learner: learner.pop_priority_updates()):
+                    self.replay.update_priorities(*result.get())
+        with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
+            self.env_runner_group.sync_weights(
+                from_worker_or_learner_group=self.learner_group,
+                policies=set(learner_results[0].keys()) - {ALL_MODULES},
+                inference_only=True)
+
+    # -- causal fits (called from ACECallback.on_train_result) ------------------------------
+
+    def _fit_options(self) -> dict:
+        return {"transform": self.config.causal_weight_transform,
+                "backend": self.config.causal_backend, "random_state": self.config.seed}
+
+    def submit_causal_fit(self) -> None:
+        """Fits on the FIFO's current data: in the causal actor (``causal_async``, returns at
+        once) or here (blocking; the weights are applied before this returns)."""
+        cfg, state = self.config, self.causal
+        obs, actions, rewards = state.fifo.arrays()
+        if not cfg.causal_async:
+            from rllib_ext.algorithms.ace.causal import fit_causal_weights
+
+            state.mark_submitted()
+            if cfg._causal_fit_delay_s > 0:
+                import time
+
+                time.sleep(cfg._causal_fit_delay_s)
+            self._apply_causal_weights(state.record_fit(
+                fit_causal_weights(obs, actions, rewards, **self._fit_options())))
+            return
+        if state.worker is None:
+            state.worker = create_causal_worker(cfg.causal_worker_num_cpus,
+                                                cfg.causal_num_threads)
+        state.mark_submitted(state.worker.fit.remote(obs, actions, rewards,
+                                                     self._fit_options(),
+                                                     cfg._causal_fit_delay_s))
+
+    def poll_causal_fit(self) -> None:
+        """Takes a finished fit's weights, never waiting; a dead worker is replaced and its
+        fit becomes due again."""
+        import ray
+        from ray.exceptions import RayActorError
+
+        state = self.causal
+        if state.pending is None:
+            return
+        ready, _ = ray.wait([state.pending], timeout=0)
+        if not ready:
+            return
+        try:
+            fit = ray.get(ready[0])
+        except RayActorError:
+            state.record_worker_death()
+            return
+        self._apply_causal_weights(state.record_fit(fit))
+
+    def _apply_causal_weights(self, weights: np.ndarray) -> None:
+        self.learner_group.foreach_learner(lambda learner, w=weights: learner.set_causal_weights(w))
+
+    # -- soft resets (called from ACECallback.on_train_result) ------------------------------
+
+    def learner_ace_stats(self) -> dict:
+        """The learners' ACE counters (all learners hold the same; the first one's)."""
+        return next(iter(self.learner_group.foreach_learner(
+            lambda learner: learner.ace_stats()))).get()
+
+    def maybe_reset(self, stats: dict) -> dict | None:
+        """A soft reset on every learner when ``reset_interval`` gradient updates passed since
+        the last one; the env runners get the reset weights at once. Returns the learners'
+        new stats, or None if no reset was due."""
+        cfg = self.config
+        if cfg.reset_interval == 0 or (
+                stats["num_gradient_updates"] - stats["last_reset_update"] < cfg.reset_interval):
+            return None
+        low, high = cfg.perturb_factor_min, cfg.perturb_factor_max
+        if cfg.reset_strength == "causal":
+            factor = causal_perturb_factor(self.causal.weights, low, high)
+        else:
+            factor = perturb_factor(stats["dormancy_ratio"], low, high)
+        # One seed for every learner: their fresh initialisations (and so their weights after
+        # the reset) must be identical.
+        seed = int(np.random.SeedSequence(
+            [cfg.seed if cfg.seed is not None else np.random.randint(2**31), stats["num_resets"]]
+        ).generate_state(1)[0])
+        results = self.learner_group.foreach_learner(
+            lambda learner, f=factor, s=seed: (learner.soft_reset(f, s), learner.ace_stats())[1])
+        # RLlib's sync is fire-and-forget and drops the call while the iteration's own
+        # ``set_state`` is still in flight (one request per runner); a timeout makes it wait
+        # for that one first, so the reset weights are always queued on every runner.
+        self.env_runner_group.sync_weights(
+            from_worker_or_learner_group=self.learner_group, inference_only=True,
+            timeout_seconds=cfg.env_runner_health_probe_timeout_s)
+        return next(iter(results)).get()
 
     @override(SAC)
     def get_state(self, components=None, *, not_components=None, **kwargs):
         state = super().get_state(components, not_components=not_components, **kwargs)
-        state[ACE_ALGORITHM_STATE] = {"fifo": self.causal_fifo.get_state(),
-                                      "status": dict(self.causal_status)}
+        state[ACE_ALGORITHM_STATE] = self.causal.get_state()
         return state
 
     @override(SAC)
     def set_state(self, state) -> None:
         super().set_state(state)
         if ACE_ALGORITHM_STATE in state:
-            self.causal_fifo.set_state(state[ACE_ALGORITHM_STATE]["fifo"])
-            self.causal_status.update(state[ACE_ALGORITHM_STATE]["status"])
+            self.causal.set_state(state[ACE_ALGORITHM_STATE])
+            # The learners restored their weights with their own state; make sure they use
+            # the algorithm's (the two are written together, this only guards a mismatch).
+            self._apply_causal_weights(self.causal.weights)
+
+    @override(SAC)
+    def cleanup(self) -> None:
+        if self.causal.worker is not None:
+            import ray
+
+            ray.kill(self.causal.worker)
+            self.causal.worker = None
+        super().cleanup()

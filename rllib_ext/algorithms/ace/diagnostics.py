@@ -1,6 +1,8 @@
 """Does a SAC/ACE critic still depend on the action? A post-mortem for stalled runs.
 
-RLlib 2.60's SAC Q-encoder (ACE reuses it) is a multi-stream encoder: the action goes through
+RLlib 2.60's SAC Q-encoder (ACE's with ``q_network="multi_stream"``; its default "concat"
+critics feed (s, a) into one MLP and have no action stream) is a multi-stream encoder: the
+action goes through
 its own MLP stream (``fcnet_hiddens``, ``fcnet_activation``) before it is fused with the
 observation stream. With ReLU, every unit of that stream's last layer can die; then Q(s, a) no
 longer depends on a, the policy gradient through Q is exactly zero and the policy stays at its
@@ -26,8 +28,9 @@ CRITIC_ENCODERS = ("qf_encoder", "qf_twin_encoder")
 
 
 def live_action_units(module, grid_points: int = 21) -> dict[str, tuple[int, int]]:
-    """Per critic: (units of the action stream's last layer that are > 0 for some action on a
-    grid over the normalised action box [-1, 1]^A, all units)."""
+    """Per multi-stream critic: (units of the action stream's last layer that are > 0 for some
+    action on a grid over the normalised action box [-1, 1]^A, all units); critics without an
+    action stream are left out."""
     dim = module.action_space.shape[0]
     axis = torch.linspace(-1.0, 1.0, grid_points if dim <= 2 else 5)
     grid = torch.tensor(list(itertools.product(axis.tolist(), repeat=dim)), dtype=torch.float32)
@@ -35,7 +38,7 @@ def live_action_units(module, grid_points: int = 21) -> dict[str, tuple[int, int
     with torch.no_grad():
         for name in CRITIC_ENCODERS:
             encoder = getattr(module, name, None)
-            if encoder is None:
+            if encoder is None or not hasattr(encoder, "base_encoders"):
                 continue
             out = next(iter(encoder.base_encoders["actions"]({Columns.OBS: grid}).values()))
             live[name] = (int((out > 0).any(0).sum()), out.shape[-1])
@@ -72,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     for path in paths:
         module = RLModule.from_checkpoint(str(path))
         live = ", ".join(f"{n}: {a}/{b} live" for n, (a, b) in live_action_units(module).items())
+        live = live or "none (no separate action stream)"
         print(f"{path.parents[3]}: action-stream units {live}; "
               f"mean |dQ/da| = {mean_abs_dq_da(module, obs):.4g}")
 

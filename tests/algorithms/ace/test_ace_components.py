@@ -50,38 +50,45 @@ def test_per_dimension_logp_matches_hand_computation_and_rllib():
     torch.testing.assert_close(logp.sum(-1), rllib, rtol=1e-4, atol=1e-4)
 
 
-def test_losses_use_the_causally_weighted_logp(ray_session):
+def test_losses_use_the_causally_weighted_logp():
     """Critic target, policy loss and alpha loss with w = (1.5, 0.5), by hand."""
-    import gymnasium as gym
     from ray.rllib.algorithms.sac.sac_learner import QF_PREDS, QF_TWIN_PREDS
     from ray.rllib.core.columns import Columns
 
-    from rllib_ext.algorithms.ace.ace_learner import LOGP_NEXT_PER_DIM, LOGP_PER_DIM
+    from rllib_ext.algorithms.ace.ace_learner import (
+        LOGP_NEXT_PER_DIM,
+        LOGP_PER_DIM,
+        Q_CURR,
+        Q_TARGET_NEXT,
+    )
+    from rllib_ext.algorithms.ace.torch.ace_torch_learner import ace_losses
 
-    env = gym.make("rllib_ext/CausalReach-v0", influence=[1.0, 0.0])
-    learner = ACEConfig().environment(observation_space=env.observation_space,
-                                      action_space=env.action_space).training(
-        initial_alpha=0.5, gamma=0.9).build_learner(env=env)
-    learner.set_causal_weights([1.5, 0.5])
     batch = {Columns.REWARDS: torch.tensor([1.0]), Columns.TERMINATEDS: torch.tensor([False]),
-             "n_step": torch.tensor([1.0]), "weights": torch.tensor([1.0])}
+             "weights": torch.tensor([1.0])}
     fwd_out = {
         LOGP_PER_DIM: torch.tensor([[-1.0, -2.0]]),       # log pi_c = -1.5 - 1.0 = -2.5
         LOGP_NEXT_PER_DIM: torch.tensor([[-1.0, -1.0]]),  # log pi_c(a'|s') = -2.0
-        "q_target_next": torch.tensor([2.0]), "q_curr": torch.tensor([0.5]),
+        Q_TARGET_NEXT: torch.tensor([2.0]), Q_CURR: torch.tensor([0.5]),
         QF_PREDS: torch.tensor([3.2]), QF_TWIN_PREDS: torch.tensor([3.7]),
     }
-    learner.compute_loss_for_module(module_id="default_policy", config=learner.config,
-                                    batch=batch, fwd_out=fwd_out)
-    losses = {k[1]: v.item() for k, v in learner._temp_losses.items()}
+    kwargs = dict(batch=batch, fwd_out=fwd_out, weights=torch.tensor([1.5, 0.5]),
+                  log_alpha=torch.tensor([math.log(0.5)]), target_entropy=-2.0, gamma=0.9,
+                  twin_q=True)
+    losses, td, _ = ace_losses(**kwargs, policy_step=True)
+    losses = {k: v.item() for k, v in losses.items()}
     # y = 1 + 0.9 * (2 - 0.5 * (-2.0)) = 3.7; Huber(3.2 - 3.7) = 0.5 * 0.5^2 = 0.125.
-    assert losses["qf_loss"] == pytest.approx(0.125)
-    assert losses["qf_twin_loss"] == pytest.approx(0.0)
+    assert losses["qf"] == pytest.approx(0.125)
+    assert losses["qf_twin"] == pytest.approx(0.0)
+    # TD error for priorities: mean of both critics' |Q - y| = (0.5 + 0) / 2.
+    assert td.tolist() == pytest.approx([0.25])
     # Policy: 0.5 * (-2.5) - 0.5 = -1.75.
-    assert losses["policy_loss"] == pytest.approx(-1.75)
+    assert losses["policy"] == pytest.approx(-1.75)
     # Alpha: -log(0.5) * (-2.5 + H_target), H_target = -A = -2 -> -(-0.6931 * -4.5).
-    assert losses["alpha_loss"] == pytest.approx(-math.log(2) * 4.5, rel=1e-5)
-    learner._temp_losses.clear()
+    assert losses["alpha"] == pytest.approx(-math.log(2) * 4.5, rel=1e-5)
+    # A critic-only step has the critic losses only (the policy pass did not run).
+    critic_only = dict(kwargs, fwd_out={k: v for k, v in fwd_out.items()
+                                        if k not in (LOGP_PER_DIM, Q_CURR)})
+    assert set(ace_losses(**critic_only, policy_step=False)[0]) == {"qf", "qf_twin"}
 
 
 # -- causal weights ------------------------------------------------------------------------------
@@ -148,12 +155,12 @@ def test_degenerate_inputs_give_uniform_weights_and_a_warning(case, reason, monk
     elif case == "too_few":
         s, a, r = s[:7], a[:7], r[:7]  # 7 rows, 7 variables
     else:
-        import lingam
+        from rllib_ext.algorithms.ace import direct_lingam
 
-        def boom(self, X):
+        def boom(X, rows=None, **kwargs):
             raise np.linalg.LinAlgError("singular")
 
-        monkeypatch.setattr(lingam.DirectLiNGAM, "fit", boom)
+        monkeypatch.setattr(direct_lingam, "fit", boom)
     assert fit_causal_weights(s, a, r).fallback == reason
     with pytest.warns(CausalWeightsWarning, match=reason):
         weights = compute_causal_weights(s, a, r)
@@ -234,10 +241,22 @@ def _config(env="Pendulum-v1", **training):
 @pytest.mark.parametrize("env, training, match", [
     ("CartPole-v1", {}, "1-D Box action space.*use SAC"),
     ("Pendulum-v1", {"causal_sample_size": 4}, r"causal_sample_size=4 .*causal_sample_size="),
-    ("Pendulum-v1", {"causal_update_interval": 0}, r"training\(causal_update_interval="),
-    ("Pendulum-v1", {"reset_interval": 0}, r"training\(reset_interval="),
+    ("Pendulum-v1", {"causal_update_interval": -1}, r"training\(causal_update_interval="),
+    ("Pendulum-v1", {"reset_interval": -1}, r"training\(reset_interval="),
     ("Pendulum-v1", {"policy_update_freq": 0}, r"training\(policy_update_freq="),
-    ("Pendulum-v1", {"reset_variant": "hard"}, r"training\(reset_variant="),
+    ("Pendulum-v1", {"reset_strength": "hard"}, r"training\(reset_strength="),
+    ("Pendulum-v1", {"reset_scope": "some"}, r"training\(reset_scope="),
+    ("Pendulum-v1", {"q_network": "wide"}, r"training\(q_network="),
+    ("Pendulum-v1", {"causal_backend": "sklearn"}, r"training\(causal_backend="),
+    ("Pendulum-v1", {"updates_per_env_step": 0}, r"training\(updates_per_env_step="),
+    ("Pendulum-v1", {"training_intensity": 256}, r"updates_per_env_step=.*training_intensity"),
+    ("Pendulum-v1", {"n_step": 3}, r"training\(n_step=1\)"),
+    ("Pendulum-v1", {"replay_buffer_config": {"type": "MultiAgentEpisodeReplayBuffer",
+                                                "capacity": 1000}},
+     "PrioritizedEpisodeReplayBuffer"),
+    ("Pendulum-v1", {"replay_buffer_config": {"capacity": 100}}, r"capacity=100 .*>= the train"),
+    ("Pendulum-v1", {"causal_num_threads": 4}, "raise causal_worker_num_cpus"),
+    ("Pendulum-v1", {"causal_worker_num_cpus": -1}, r"training\(causal_worker_num_cpus="),
     ("Pendulum-v1", {"causal_weight_transform": "abs"}, "causal_weight_transform="),
     ("Pendulum-v1", {"dormancy_threshold": 0.0}, "dormancy_threshold=0.05"),
     ("Pendulum-v1", {"perturb_factor_min": 0.95}, "perturb_factor_min=0.2"),
@@ -266,8 +285,8 @@ def test_diagnostics_see_a_dead_action_stream():
     from rllib_ext.algorithms.ace.diagnostics import live_action_units, mean_abs_dq_da
 
     env = gym.make("Pendulum-v1")
-    module = _config().rl_module(model_config={"fcnet_hiddens": [8, 8]}).get_rl_module_spec(
-        env=env).build()
+    module = _config(q_network="multi_stream").rl_module(
+        model_config={"fcnet_hiddens": [8, 8]}).get_rl_module_spec(env=env).build()
     obs = torch.tensor(np.stack([env.observation_space.sample() for _ in range(32)]))
     live = live_action_units(module)
     assert set(live) == {"qf_encoder", "qf_twin_encoder"}
@@ -280,3 +299,7 @@ def test_diagnostics_see_a_dead_action_stream():
             last.bias.fill_(-1e3)
     assert live_action_units(module) == {"qf_encoder": (0, 8), "qf_twin_encoder": (0, 8)}
     assert mean_abs_dq_da(module, obs) == 0.0
+    # The default "concat" critics have no action stream to die: (s, a) share the first layer.
+    concat = _config().rl_module(model_config={"fcnet_hiddens": [8, 8]}).get_rl_module_spec(
+        env=env).build()
+    assert live_action_units(concat) == {} and mean_abs_dq_da(concat, obs) > 0

@@ -10,7 +10,7 @@ import torch
 from ray.rllib.algorithms.algorithm import Algorithm
 
 from rllib_ext import ACEConfig
-from rllib_ext.algorithms.ace.callbacks import ACE_RESULTS, ACECallback
+from rllib_ext.algorithms.ace.callbacks import ACE_RESULTS
 
 # CausalReach with 2 joints (one matters, one is a distractor): 5 causal variables, so the
 # DirectLiNGAM fits take milliseconds.
@@ -33,7 +33,7 @@ def _tiny(*, learn=True, runners=0, **training):
         "num_steps_sampled_before_learning_starts": 32 if learn else 10**9,
         "causal_sample_size": 40,
         "causal_update_interval": 10**9,
-        "reset_variant": "none",
+        "reset_interval": 0,
         "replay_buffer_config": {"type": "PrioritizedEpisodeReplayBuffer", "capacity": 2000,
                                  "alpha": 0.6, "beta": 0.4},
         **training,
@@ -41,7 +41,8 @@ def _tiny(*, learn=True, runners=0, **training):
     return (
         ACEConfig()
         .environment(ENV)
-        .env_runners(num_env_runners=runners)
+        # 10-step fragments: every iteration samples exactly 20 env steps (one episode).
+        .env_runners(num_env_runners=runners, rollout_fragment_length=10)
         .training(**training)
         .rl_module(model_config={"fcnet_hiddens": [8]})
         .reporting(min_sample_timesteps_per_iteration=20, min_time_s_per_iteration=0)
@@ -58,10 +59,6 @@ def _learner_causal_weights(algo):
     return next(iter(_learner_weights(algo))).get()
 
 
-def _callback(algo) -> ACECallback:
-    return next(c for c in algo.callbacks if isinstance(c, ACECallback))
-
-
 def test_sync_fit_sets_weights_and_checkpoint_round_trip(ray_session, tmp_path):
     algo = _tiny(learn=False, causal_async=False).build_algo()
     try:
@@ -71,21 +68,21 @@ def test_sync_fit_sets_weights_and_checkpoint_round_trip(ray_session, tmp_path):
         result = algo.train()  # 40 steps: full -> fitted in this iteration (synchronous)
         ace = result[ACE_RESULTS]
         assert ace["causal_fits"] == 1 and ace["causal_fit_pending"] == 0
-        weights = algo.causal_status["weights"]
+        weights = algo.causal.weights
         assert weights.sum() == pytest.approx(float(DIM)) and not np.allclose(weights, 1.0)
         np.testing.assert_allclose(_learner_causal_weights(algo), weights, rtol=1e-6)
         assert [ace[f"causal_weight_{i}"] for i in range(DIM)] == pytest.approx(list(weights))
-        fifo = [x.copy() for x in algo.causal_fifo.arrays()]
+        fifo = [x.copy() for x in algo.causal.fifo.arrays()]
         path = algo.save_to_path(str(tmp_path / "ckpt"))
     finally:
         algo.stop()
     restored = Algorithm.from_checkpoint(path)
     try:
         np.testing.assert_allclose(_learner_causal_weights(restored), weights, rtol=1e-6)
-        np.testing.assert_array_equal(restored.causal_status["weights"], weights)
-        assert restored.causal_status["num_fits"] == 1
-        assert restored.causal_fifo.num_added == 40
-        for x, y in zip(restored.causal_fifo.arrays(), fifo, strict=True):
+        np.testing.assert_array_equal(restored.causal.weights, weights)
+        assert restored.causal.num_fits == 1
+        assert restored.causal.fifo.num_added == 40
+        for x, y in zip(restored.causal.fifo.arrays(), fifo, strict=True):
             np.testing.assert_array_equal(x, y)
         # Not due again (interval 1e9): the restored run does not refit the same data.
         assert restored.train()[ACE_RESULTS]["causal_fits"] == 1
@@ -98,9 +95,9 @@ def test_async_fit_never_blocks_and_a_dead_worker_is_replaced(ray_session):
     # several complete while a fit is pending (the poll does not wait).
     algo = _tiny(learn=False, _causal_fit_delay_s=3.0).build_algo()
     try:
-        first = _callback(algo).worker
         results = [algo.train()[ACE_RESULTS] for _ in range(3)]
         assert results[-1]["causal_fit_pending"] == 1 and results[-1]["causal_fits"] == 0
+        first = algo.causal.worker
         ray.kill(first)  # the worker dies with a fit in flight
         pending = []
         for _ in range(2000):
@@ -108,10 +105,10 @@ def test_async_fit_never_blocks_and_a_dead_worker_is_replaced(ray_session):
             if ace["causal_fits"]:
                 break
             pending.append(ace["causal_fit_pending"])
-        assert ace["causal_worker_restarts"] == 1 and _callback(algo).worker is not first
+        assert ace["causal_worker_restarts"] == 1 and algo.causal.worker is not first
         assert ace["causal_fits"] == 1 and ace["causal_fallbacks"] == 0
         assert sum(pending) >= 2  # iterations kept completing while the refit ran
-        weights = algo.causal_status["weights"]
+        weights = algo.causal.weights
         assert not np.allclose(weights, 1.0)
         np.testing.assert_allclose(_learner_causal_weights(algo), weights, rtol=1e-6)
         assert ace["causal_weights_staleness_env_steps"] >= 0
@@ -137,7 +134,7 @@ def _assert_runner_equals_learner(algo, remote):
 
 @pytest.mark.parametrize("runners", [0, 1])
 def test_reset_reaches_the_env_runners(ray_session, runners):
-    algo = _tiny(runners=runners, reset_variant="reset", reset_interval=1).build_algo()
+    algo = _tiny(runners=runners, reset_interval=1).build_algo()
     try:
         algo.train()  # 20 env steps: no update yet
         result = algo.train()  # updates; resets in on_train_result, after the iteration's sync
@@ -145,7 +142,7 @@ def test_reset_reaches_the_env_runners(ray_session, runners):
         before = _assert_runner_equals_learner(algo, runners > 0)
         stats = next(iter(algo.learner_group.foreach_learner(lambda lrn: lrn.ace_stats()))).get()
         stats["last_reset_update"] = -1  # force the next reset now
-        after_stats = ACECallback._maybe_reset(algo, stats)
+        after_stats = algo.maybe_reset(stats)
         assert after_stats["num_resets"] == 2 and after_stats["last_reset_factor"] == 0.9
         after = _assert_runner_equals_learner(algo, runners > 0)
         assert any(not np.array_equal(before[k], after[k]) for k in before)
@@ -153,10 +150,12 @@ def test_reset_reaches_the_env_runners(ray_session, runners):
         algo.stop()
 
 
-@pytest.mark.parametrize("variant", ["none", "reset", "causal_reset", "dormant_reset",
-                                     "causal_dormant_reset"])
-def test_every_reset_variant_trains(ray_session, variant):
-    algo = _tiny(reset_variant=variant, reset_interval=4, causal_async=False).build_algo()
+@pytest.mark.parametrize("strength, scope, interval", [
+    ("dormancy", "all", 0), ("dormancy", "all", 4), ("causal", "all", 4),
+    ("dormancy", "dormant", 4), ("causal", "dormant", 4)])
+def test_every_reset_kind_trains(ray_session, strength, scope, interval):
+    algo = _tiny(reset_strength=strength, reset_scope=scope, reset_interval=interval,
+                 causal_async=False).build_algo()
     try:
         for _ in range(2):
             result = algo.train()
@@ -166,10 +165,10 @@ def test_every_reset_variant_trains(ray_session, variant):
     learner = result["learners"]["default_policy"]
     updates = ace["num_gradient_updates"]
     assert updates >= 8
-    assert (ace["num_resets"] == 0) if variant == "none" else (ace["num_resets"] >= 1)
+    assert (ace["num_resets"] == 0) if interval == 0 else (ace["num_resets"] >= 1)
     # Causal variants: weights fitted (FIFO of 40 filled) -> factor from their spread.
     assert ace["causal_fits"] >= 1
-    if variant in ("reset", "dormant_reset"):
+    if interval and strength == "dormancy":
         assert ace["last_reset_factor"] == pytest.approx(
             float(np.clip(1 - ace["dormancy_ratio"], 0.2, 0.9)), abs=0.2)
     # policy_update_freq = 2: the policy took every other step, starting with the first.

@@ -1,5 +1,6 @@
 """ACE's torch learner: SAC with the causality-aware (per-dimension weighted) entropy, delayed
-actor/alpha/target updates, gradient-dormancy measurement and soft resets.
+actor/alpha/target updates, gradient-dormancy measurement and soft resets, on a lean update
+path (many gradient steps per ``learner_group.update``, no DDP forward).
 
 Notation (Ji et al. 2024; reference ``model/algorithm.py::ACE_agent.update_parameters``):
 ``w`` = causal weights (A,), positive, summing to A (all ones before the first causal fit, which
@@ -27,43 +28,146 @@ from ray.rllib.algorithms.sac.torch.sac_torch_learner import SACTorchLearner
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.learner import POLICY_LOSS_KEY
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
-from ray.rllib.core.learner.utils import update_target_network
 from ray.rllib.utils.annotations import override
-from ray.rllib.utils.metrics import ALL_MODULES, TD_ERROR_KEY
-from ray.rllib.utils.typing import ModuleID, ParamDict, TensorType
+from ray.rllib.utils.typing import ModuleID
 
 from rllib_ext.algorithms.ace.ace_learner import (
     ACE_LEARNER_STATE,
+    ALPHA_LOSS_KEY,
+    ALPHA_VALUE_KEY,
     CAUSAL_WEIGHTED_LOGP_KEY,
     DORMANCY_RATIO_KEY,
     LOGP_NEXT_PER_DIM,
     LOGP_PER_DIM,
+    NON_FINITE_GRADIENT_STEPS_KEY,
     NUM_GRADIENT_UPDATES_KEY,
     NUM_POLICY_UPDATES_KEY,
+    Q_CURR,
+    Q_TARGET_NEXT,
 )
 from rllib_ext.algorithms.ace.dormancy import gradient_dormancy, linear_layers, soft_reset_
+from rllib_ext.algorithms.chunked_torch_learner import (
+    ChunkedUpdateTorchLearner,
+    average_over_learners,
+)
+from rllib_ext.algorithms.parameterised.torch.networks import polyak_update
+from rllib_ext.algorithms.replay import IS_WEIGHTS, REPLAY_INDEX
 
-#: Reset variants that only touch gradient-dormant neurons.
-DORMANT_VARIANTS = ("dormant_reset", "causal_dormant_reset")
 # Optimizers whose state a reset clears (alpha keeps its state, as the reference).
 _RESET_OPTIMIZERS = ("qf", "qf_twin", "policy")
-# (network, target network or None, optimizer) attribute names of SAC's module, per part.
+# (network, target network or None) attribute names of SAC's module, per optimizer.
 _PARTS = {
     "policy": (("pi_encoder", "pi"), None),
     "qf": (("qf_encoder", "qf"), ("target_qf_encoder", "target_qf")),
     "qf_twin": (("qf_twin_encoder", "qf_twin"), ("target_qf_twin_encoder", "target_qf_twin")),
 }
+_POLICY_STEP_OPTIMIZERS = ("policy", "alpha")
 
 
 def _nets(module, names) -> torch.nn.ModuleList:
     return torch.nn.ModuleList([getattr(module, n) for n in names])
 
 
-class ACETorchLearner(SACTorchLearner):
+def ace_losses(
+    *,
+    batch: dict[str, torch.Tensor],
+    fwd_out: dict[str, torch.Tensor],
+    weights: torch.Tensor,
+    log_alpha: torch.Tensor,
+    target_entropy: float | torch.Tensor,
+    gamma: float,
+    twin_q: bool,
+    policy_step: bool,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, torch.Tensor]]:
+    """ACE's losses for one batch: ``({optimizer name: loss}, |TD error| (B,), metrics)``.
+
+    The critic losses are always returned; the policy and alpha losses only on a policy step
+    (``fwd_out`` then holds :data:`LOGP_PER_DIM` and :data:`Q_CURR`). Each loss reaches only
+    its own optimizer's parameters (see the comments), so one backward over their sum gives
+    every network exactly its own loss's gradient.
+    """
+    # alpha enters the critic and policy losses as a constant (.detach()): only the alpha
+    # loss trains log_alpha.
+    alpha = log_alpha.exp().detach()
+    # log pi_c(a'|s') = sum_i w_i log pi_i(a'_i|s'): the causality-weighted log-likelihood of
+    # a' ~ pi(.|s') (sampled without gradient, module side). The weights are constants.
+    logp_c_next = (fwd_out[LOGP_NEXT_PER_DIM] * weights).sum(-1)
+
+    # Critic target (soft Bellman backup with the causality-aware entropy), 1-step:
+    #   y = r + gamma (1 - done) [min_j Q'_j(s', a') - alpha log pi_c(a'|s')].
+    # Detached: the target is a regression label, no gradient into the target nets.
+    q_next = fwd_out[Q_TARGET_NEXT] - alpha * logp_c_next
+    not_done = 1.0 - batch[Columns.TERMINATEDS].float()
+    y = (batch[Columns.REWARDS] + gamma * not_done * q_next).detach()
+
+    # Critic losses: Huber(Q_j(s, a), y) weighted by the replay's importance weights, as
+    # RLlib's SAC (the reference uses an unweighted MSE). Q_j(s, a) of the replayed actions
+    # depends only on critic j's parameters.
+    huber = torch.nn.HuberLoss(reduction="none", delta=1.0)
+    is_weights = batch[IS_WEIGHTS]
+    q = fwd_out[QF_PREDS]
+    losses = {"qf": torch.mean(is_weights * huber(q, y))}
+    td_error = torch.abs(q - y)
+    if twin_q:
+        q_twin = fwd_out[QF_TWIN_PREDS]
+        losses["qf_twin"] = torch.mean(is_weights * huber(q_twin, y))
+        # Mean TD error of both critics: the replay's priority signal, as SAC.
+        td_error = 0.5 * (td_error + torch.abs(q_twin - y))
+    metrics = {QF_LOSS_KEY: losses["qf"], TD_ERROR_MEAN_KEY: torch.mean(td_error),
+               ALPHA_VALUE_KEY: alpha.reshape(-1)[0]}
+    if twin_q:
+        metrics[QF_TWIN_LOSS_KEY] = losses["qf_twin"]
+    if not policy_step:
+        return losses, td_error.detach(), metrics
+
+    # log pi_c(a|s) for a ~ pi(.|s), reparameterised: the policy loss differentiates through
+    # it into pi's parameters.
+    logp_c = (fwd_out[LOGP_PER_DIM] * weights).sum(-1)
+    # Policy loss: E[alpha log pi_c(a|s) - min_j Q_j(s, a)] (minimising it maximises Q plus
+    # the causality-aware entropy; the critics were frozen in the forward pass, so only pi
+    # gets gradients).
+    losses["policy"] = torch.mean(alpha * logp_c - fwd_out[Q_CURR])
+    # Alpha loss: -E[log_alpha (log pi_c(a|s) + H_target)], H_target = -A (SAC's "auto").
+    # The log-prob is a constant here (.detach()): this loss trains log_alpha only, tuning
+    # alpha against the *weighted* entropy (the weights sum to A, so the scale matches).
+    losses["alpha"] = -torch.mean(log_alpha * (logp_c.detach() + target_entropy))
+    metrics.update({
+        POLICY_LOSS_KEY: losses["policy"],
+        ALPHA_LOSS_KEY: losses["alpha"],
+        QF_MEAN_KEY: torch.mean(fwd_out[Q_CURR]),
+        CAUSAL_WEIGHTED_LOGP_KEY: torch.mean(logp_c),
+        LOGPS_KEY: torch.mean(fwd_out[LOGP_PER_DIM].sum(-1)),
+    })
+    return losses, td_error.detach(), metrics
+
+
+class ACETorchLearner(ChunkedUpdateTorchLearner, SACTorchLearner):
     """SAC's learner (optimizers "qf", "qf_twin", "policy", "alpha") with ACE's losses.
 
-    Per gradient step the critics are always updated; every ``policy_update_freq``-th step
-    (the 1st, 3rd, ... for 2) also updates the policy, alpha and (Polyak) the target critics.
+    **One gradient step** (:meth:`_uncompiled_update`): decide once whether this is a policy
+    step (the 1st, then every ``policy_update_freq``-th: the 1st, 3rd, ... for 2); run the
+    module's critic pass (and, on a policy step, its policy pass first); one backward over
+    the summed losses of :func:`ace_losses` (each reaches only its own network, so this equals
+    SAC's one-backward-per-optimizer); average the gradients over learners; measure gradient
+    dormancy; clip per optimizer; step the optimizers (RLlib's non-finite gradient rule, one
+    fused check); on a policy step Polyak-update the
+    target critics. On critic-only steps the policy and alpha gradients stay unset (``None``),
+    so Adam skips them.
+
+    RLlib methods overridden, and why:
+
+    - ``TorchLearner._update``: many gradient steps per ``learner_group.update`` call
+      (:class:`~rllib_ext.algorithms.chunked_torch_learner.ChunkedUpdateTorchLearner`), so
+      RLlib's per-call overhead is paid once per ``training_step``.
+    - ``TorchLearner._uncompiled_update``: RLlib's forward → losses → gradients → apply
+      chain runs the whole SAC forward on every step and goes through DDP's ``forward``,
+      which fails on critic-only steps ("parameters that were not used in producing loss");
+      here the unwrapped module's passes are called and gradients are averaged explicitly
+      (:func:`~rllib_ext.algorithms.chunked_torch_learner.average_over_learners`).
+    - ``Learner.compute_loss_for_module``: required by RLlib, unused here; it raises and
+      names :func:`ace_losses`.
+    - ``after_gradient_based_update``: skips DQN's env-step-based target update (ACE's
+      follows the policy steps); keeps the learning-rate schedules.
     """
 
     @override(SACTorchLearner)
@@ -72,12 +176,13 @@ class ACETorchLearner(SACTorchLearner):
         self._causal_weights: dict[ModuleID, torch.Tensor] = {}
         self._num_updates = 0
         self._num_policy_updates = 0
-        self._policy_step = True
         self._dormancy_ratio = 0.0
         self._dormant_masks: dict[str, list[torch.Tensor]] = {}
         self._num_resets = 0
         self._last_reset_update = 0
         self._last_reset_factor = 1.0
+        self._priority_updates: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._num_non_finite_steps = 0
 
     # -- causal weights ---------------------------------------------------------------------
 
@@ -97,131 +202,108 @@ class ACETorchLearner(SACTorchLearner):
                              f"values, got {np.asarray(weights)}.")
         self._causal_weights[module_id] = new
 
-    # -- losses -----------------------------------------------------------------------------
+    # -- one gradient step ------------------------------------------------------------------
 
-    @override(SACTorchLearner)
-    def compute_loss_for_module(
-        self, *, module_id: ModuleID, config, batch: dict[str, Any], fwd_out: dict[str, TensorType]
-    ) -> TensorType:
-        self._policy_step = self._num_updates % config.policy_update_freq == 0
-        # The weights are constants of the loss (no gradient into them), broadcast over B.
-        w = self.causal_weights(module_id)
-        log_alpha = self.curr_log_alpha[module_id]
-        # alpha enters the critic and policy losses as a constant (.detach()): only the alpha
-        # loss trains log_alpha.
-        alpha = log_alpha.exp().detach()
-        # log pi_c(a|s) = sum_i w_i log pi_i(a_i|s): the causality-weighted log-likelihood,
-        # for a ~ pi(.|s) (reparameterised) and a' ~ pi(.|s') (no gradient, module side).
-        logp_c = (fwd_out[LOGP_PER_DIM] * w).sum(-1)
-        logp_c_next = (fwd_out[LOGP_NEXT_PER_DIM] * w).sum(-1)
-
-        # Critic target (soft Bellman backup with the causality-aware entropy):
-        #   y = r + gamma^n (1 - done) [min_j Q'_j(s', a') - alpha log pi_c(a'|s')].
-        # Detached: the target is a regression label, no gradient into the target nets.
-        q_next = fwd_out["q_target_next"] - alpha * logp_c_next
-        not_done = 1.0 - batch[Columns.TERMINATEDS].float()
-        y = (batch[Columns.REWARDS] + config.gamma ** batch["n_step"] * not_done * q_next).detach()
-
-        # Critic losses: Huber(Q_j(s, a), y) weighted by the replay's importance weights, as
-        # RLlib's SAC (the reference uses an unweighted MSE).
-        huber = torch.nn.HuberLoss(reduction="none", delta=1.0)
-        q = fwd_out[QF_PREDS]
-        critic_loss = torch.mean(batch["weights"] * huber(q, y))
-        td_error = torch.abs(q - y)
-        if config.twin_q:
-            q_twin = fwd_out[QF_TWIN_PREDS]
-            critic_twin_loss = torch.mean(batch["weights"] * huber(q_twin, y))
-            # Mean TD error of both critics: the replay's priority signal, as SAC.
-            td_error = 0.5 * (td_error + torch.abs(q_twin - y))
-
-        # Policy loss: E[alpha log pi_c(a|s) - min_j Q_j(s, a)], a ~ pi reparameterised
-        # (minimising it maximises Q plus the causality-aware entropy; the critics were frozen
-        # in the forward pass, so only pi gets gradients).
-        policy_loss = torch.mean(alpha * logp_c - fwd_out["q_curr"])
-
-        # Alpha loss: -E[log_alpha (log pi_c(a|s) + H_target)], H_target = -A (SAC's "auto").
-        # The log-prob is a constant here (.detach()): this loss trains log_alpha only, tuning
-        # alpha against the *weighted* entropy (the weights sum to A, so the scale matches).
-        alpha_loss = -torch.mean(log_alpha * (logp_c.detach() + self.target_entropy[module_id]))
-
-        self.metrics.log_value((module_id, TD_ERROR_KEY), td_error, reduce="item_series")
-        logged = {
-            QF_LOSS_KEY: critic_loss,
-            QF_MEAN_KEY: torch.mean(fwd_out["q_curr"]),
-            TD_ERROR_MEAN_KEY: torch.mean(td_error),
-            CAUSAL_WEIGHTED_LOGP_KEY: torch.mean(logp_c),
-            LOGPS_KEY: torch.mean(fwd_out[LOGP_PER_DIM].sum(-1)),
-            "alpha_value": alpha[0],
-            NUM_GRADIENT_UPDATES_KEY: self._num_updates + 1,
-        }
-        if self._policy_step:
-            logged.update({POLICY_LOSS_KEY: policy_loss, "alpha_loss": alpha_loss})
-        if config.twin_q:
-            logged[QF_TWIN_LOSS_KEY] = critic_twin_loss
-            self._temp_losses[(module_id, QF_TWIN_LOSS_KEY)] = critic_twin_loss
-        self.metrics.log_dict(logged, key=module_id, window=1)
-        self._temp_losses[(module_id, QF_LOSS_KEY)] = critic_loss
-        self._temp_losses[(module_id, POLICY_LOSS_KEY)] = policy_loss
-        self._temp_losses[(module_id, "alpha_loss")] = alpha_loss
-        total = critic_loss + (critic_twin_loss if config.twin_q else 0.0)
-        return total + (policy_loss + alpha_loss if self._policy_step else 0.0)
-
-    @override(SACTorchLearner)
-    def compute_gradients(
-        self, loss_per_module: dict[ModuleID, TensorType], **kwargs
-    ) -> ParamDict:
-        """SAC's per-optimizer backward; on critic-only steps the policy and alpha gradients
-        are left unset (``None``), so Adam skips those parameters. Dormancy is measured right
-        after the policy backward (the policy gradient of this batch)."""
-        grads = {}
-        for module_id in set(loss_per_module) - {ALL_MODULES}:
-            config = self.config.get_config_for_module(module_id)
+    @override(TorchLearner)
+    def _uncompiled_update(self, batch, **kwargs):
+        """One ACE gradient step on ``batch`` (see the class docstring)."""
+        total_loss = {}
+        for module_id, module_batch in batch.items():
             module = self.module[module_id].unwrapped()
-            for optim_name, optim in self.get_optimizers_for_module(module_id):
+            config = self.config.get_config_for_module(module_id)
+            policy_step = self._num_updates % config.policy_update_freq == 0
+            # Policy pass first: it draws a ~ pi(.|s) before the critic pass draws a' ~ pi(.|s')
+            # (RLlib's SAC forward order, so the random streams match it).
+            fwd_out = module.forward_policy(module_batch) if policy_step else {}
+            fwd_out.update(module.forward_critics(module_batch))
+            losses, td_error, stats = ace_losses(
+                batch=module_batch, fwd_out=fwd_out, weights=self.causal_weights(module_id),
+                log_alpha=self.curr_log_alpha[module_id],
+                target_entropy=self.target_entropy[module_id], gamma=config.gamma,
+                twin_q=config.twin_q, policy_step=policy_step,
+            )
+            for optim in self._optimizer_parameters:
                 optim.zero_grad(set_to_none=True)
-                loss = self._temp_losses.pop((module_id, optim_name + "_loss"))
-                if optim_name in ("policy", "alpha") and not self._policy_step:
-                    continue
-                loss.backward(retain_graph=True)
-                if optim_name == "policy":
-                    self._measure_dormancy(module_id, module, "policy", config)
-                elif optim_name in _PARTS and config.reset_variant in DORMANT_VARIANTS:
-                    self._measure_dormancy(module_id, module, optim_name, config)
-                grads.update({
-                    pid: p.grad
-                    for pid, p in self.filter_param_dict_for_optimizer(self._params, optim).items()
-                })
-        assert not self._temp_losses
-        return grads
+            total = sum(losses.values())
+            total.backward()
+            grads = {pid: p.grad for pid, p in self._params.items() if p.grad is not None}
+            # Averaged before anything reads them, so every learner measures the same dormancy
+            # and takes the same step.
+            average_over_learners(grads)
+            self._measure_dormancy(module_id, module, config, policy_step)
+            stepping = [(name, optim) for name, optim in self.get_optimizers_for_module(module_id)
+                        if policy_step or name not in _POLICY_STEP_OPTIMIZERS]
+            if config.grad_clip:
+                for _, optim in stepping:
+                    self._get_clip_function()(
+                        self.filter_param_dict_for_optimizer(grads, optim),
+                        grad_clip=config.grad_clip, grad_clip_by=config.grad_clip_by)
+            if self._gradients_usable(module_id, grads):
+                for _, optim in stepping:
+                    optim.step()
+            if policy_step:
+                # Target critics: Polyak step (tau) only on policy steps, as the reference.
+                for main, target in module.get_target_network_pairs():
+                    polyak_update(main, target, config.tau)
+                self._num_policy_updates += 1
+            self._num_updates += 1
+            if REPLAY_INDEX in module_batch:
+                self._priority_updates.append((module_batch[REPLAY_INDEX], td_error))
+            stats[NUM_GRADIENT_UPDATES_KEY] = self._num_updates
+            stats[NUM_POLICY_UPDATES_KEY] = self._num_policy_updates
+            self.metrics.log_dict(stats, key=module_id, window=1)
+            total_loss[module_id] = total.detach()
+        return {}, total_loss, {}
 
-    def _measure_dormancy(self, module_id, module, part, config) -> None:
-        names, _ = _PARTS[part]
-        ratio, masks = gradient_dormancy(linear_layers(_nets(module, names)),
-                                         config.dormancy_threshold)
-        self._dormant_masks[part] = masks
-        if part == "policy":
-            self._dormancy_ratio = ratio
-            self.metrics.log_value((module_id, DORMANCY_RATIO_KEY), ratio, window=1)
+    def _gradients_usable(self, module_id, grads: dict) -> bool:
+        """RLlib's non-finite gradient rule (``TorchLearner.apply_gradients``) with one fused
+        check instead of two per tensor: NaN/inf gradients are zeroed, or with
+        ``torch_skip_nan_gradients`` the step is skipped. Counted in a metric."""
+        tensors = list(grads.values())
+        if torch.isfinite(torch.stack(torch._foreach_norm(tensors))).all():
+            return True
+        self._num_non_finite_steps += 1
+        self.metrics.log_value((module_id, NON_FINITE_GRADIENT_STEPS_KEY),
+                               self._num_non_finite_steps, window=1)
+        if self.config.torch_skip_nan_gradients:
+            return False
+        for t in tensors:
+            t.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+        return True
+
+    def _measure_dormancy(self, module_id, module, config, policy_step: bool) -> None:
+        """Gradient dormancy of the policy (on policy steps: the ratio the resets scale by)
+        and, for the dormant-only scope, of each critic (their reset masks)."""
+        parts = (["policy"] if policy_step else []) + (
+            [p for p in ("qf", "qf_twin") if hasattr(module, _PARTS[p][0][0])]
+            if config.reset_scope == "dormant" else [])
+        for part in parts:
+            names, _ = _PARTS[part]
+            ratio, masks = gradient_dormancy(linear_layers(_nets(module, names)),
+                                             config.dormancy_threshold)
+            self._dormant_masks[part] = masks
+            if part == "policy":
+                self._dormancy_ratio = ratio
+                self.metrics.log_value((module_id, DORMANCY_RATIO_KEY), ratio, window=1)
+
+    def pop_priority_updates(self) -> tuple[np.ndarray, np.ndarray]:
+        """(replay rows, |TD errors|) of the steps since the last call, for the algorithm's
+        prioritised replay (empty arrays if the batches carried no replay index)."""
+        updates, self._priority_updates = self._priority_updates, []
+        if not updates:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        rows = torch.cat([u[0] for u in updates]).cpu().numpy()
+        td = torch.cat([u[1] for u in updates]).float().cpu().numpy()
+        return rows, td
 
     @override(SACTorchLearner)
-    def apply_gradients(self, gradients_dict: ParamDict) -> None:
-        super().apply_gradients(gradients_dict)
-        if self._policy_step:
-            # Target critics: Polyak step (tau) only on policy steps, as the reference.
-            for module_id in self.module.keys():
-                tau = self.config.get_config_for_module(module_id).tau
-                for main, target in self.module[module_id].unwrapped().get_target_network_pairs():
-                    update_target_network(main_net=main, target_net=target, tau=tau)
-            self._num_policy_updates += 1
-        self._num_updates += 1
-        for module_id in self.module.keys():
-            self.metrics.log_value((module_id, NUM_POLICY_UPDATES_KEY), self._num_policy_updates,
-                                   window=1)
+    def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
+        raise NotImplementedError(
+            "ACETorchLearner takes its gradient steps in _uncompiled_update; the losses are "
+            "rllib_ext.algorithms.ace.torch.ace_torch_learner.ace_losses.")
 
     @override(SACTorchLearner)
     def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
-        # Skips DQNLearner's env-step-based target update (ACE's is in apply_gradients); keeps
-        # the learning-rate schedules of TorchLearner/Learner.
         TorchLearner.after_gradient_based_update(self, timesteps=timesteps)
 
     # -- resets -----------------------------------------------------------------------------
@@ -229,9 +311,9 @@ class ACETorchLearner(SACTorchLearner):
     def ace_stats(self) -> dict[str, float]:
         """Counters the reset decision and the metrics need."""
         return {
-            "num_gradient_updates": self._num_updates,
-            "num_policy_updates": self._num_policy_updates,
-            "dormancy_ratio": self._dormancy_ratio,
+            NUM_GRADIENT_UPDATES_KEY: self._num_updates,
+            NUM_POLICY_UPDATES_KEY: self._num_policy_updates,
+            DORMANCY_RATIO_KEY: self._dormancy_ratio,
             "num_resets": self._num_resets,
             "last_reset_update": self._last_reset_update,
             "last_reset_factor": self._last_reset_factor,
@@ -240,7 +322,7 @@ class ACETorchLearner(SACTorchLearner):
     @torch.no_grad()
     def soft_reset(self, factor: float, seed: int, module_id: ModuleID = "default_policy") -> None:
         """theta <- factor theta + (1 - factor) phi for the policy, critics and target critics
-        (the dormant variants: only on the neurons found gradient-dormant at the last
+        (``reset_scope="dormant"``: only on the neurons found gradient-dormant at the last
         measurement); clears the Adam state of "qf", "qf_twin" and "policy".
 
         ``phi`` is a fresh build of the module's spec (its own initialiser, seeded with
@@ -253,7 +335,7 @@ class ACETorchLearner(SACTorchLearner):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             fresh = self._module_spec.module_specs[module_id].build()
-        dormant_only = config.reset_variant in DORMANT_VARIANTS
+        dormant_only = config.reset_scope == "dormant"
         for part, (names, target_names) in _PARTS.items():
             if not all(hasattr(module, n) for n in names):
                 continue  # no twin Q
@@ -264,16 +346,14 @@ class ACETorchLearner(SACTorchLearner):
             soft_reset_(_nets(module, names), fresh_nets, factor, masks)
             if target_names is not None:
                 soft_reset_(_nets(module, target_names), fresh_nets, factor, masks)
+        named = {name for name, _ in self.get_optimizers_for_module(module_id)}
         for name in _RESET_OPTIMIZERS:
-            if name in self._named_optimizers_of(module_id):
+            if name in named:
                 self.get_optimizer(module_id, name).state.clear()
         self._num_resets += 1
         self._last_reset_update = self._num_updates
         self._last_reset_factor = float(factor)
         self._weights_seq_no += 1
-
-    def _named_optimizers_of(self, module_id) -> set[str]:
-        return {name for name, _ in self.get_optimizers_for_module(module_id)}
 
     # -- state ------------------------------------------------------------------------------
 
@@ -295,9 +375,9 @@ class ACETorchLearner(SACTorchLearner):
             return
         for mid, w in ace["causal_weights"].items():
             self.set_causal_weights(w, mid)
-        self._num_updates = ace["num_gradient_updates"]
-        self._num_policy_updates = ace["num_policy_updates"]
-        self._dormancy_ratio = ace["dormancy_ratio"]
+        self._num_updates = ace[NUM_GRADIENT_UPDATES_KEY]
+        self._num_policy_updates = ace[NUM_POLICY_UPDATES_KEY]
+        self._dormancy_ratio = ace[DORMANCY_RATIO_KEY]
         self._num_resets = ace["num_resets"]
         self._last_reset_update = ace["last_reset_update"]
         self._last_reset_factor = ace["last_reset_factor"]

@@ -8,14 +8,55 @@ from typing import Any
 
 import gymnasium as gym
 import torch
+from ray.rllib.algorithms.sac.sac_catalog import SACCatalog
 from ray.rllib.algorithms.sac.sac_learner import QF_PREDS, QF_TWIN_PREDS
 from ray.rllib.algorithms.sac.torch.default_sac_torch_rl_module import DefaultSACTorchRLModule
 from ray.rllib.core.columns import Columns
-from ray.rllib.core.models.base import ENCODER_OUT
+from ray.rllib.core.models.base import ENCODER_OUT, Encoder
+from ray.rllib.core.models.configs import MLPEncoderConfig
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.numpy import MAX_LOG_NN_OUTPUT, MIN_LOG_NN_OUTPUT
 
-from rllib_ext.algorithms.ace.ace_learner import LOGP_NEXT_PER_DIM, LOGP_PER_DIM
+from rllib_ext.algorithms.ace.ace_learner import (
+    LOGP_NEXT_PER_DIM,
+    LOGP_PER_DIM,
+    Q_CURR,
+    Q_TARGET_NEXT,
+)
+
+#: ``model_config`` key (set from ``ACEConfig.q_network``) choosing the critics' encoder.
+Q_NETWORK_KEY = "ace_q_network"
+#: ``q_network`` values: "concat" = an MLP on the concatenated (s, a), as the reference and
+#: the SAC paper; "multi_stream" = RLlib 2.60 SAC's encoder (separate obs and action MLPs plus
+#: fusion layers: the same results interface, several times the compute).
+Q_NETWORKS = ("concat", "multi_stream")
+
+
+class ACECatalog(SACCatalog):
+    """SAC's catalog whose continuous critics are, by default, MLPs on concat(s, a):
+    ``fcnet_hiddens`` with ``fcnet_activation`` (and its initialisers), then SAC's Q head."""
+
+    def _build_qf_encoder_continuous(self, framework: str) -> Encoder:
+        config = self._model_config_dict
+        if config.get(Q_NETWORK_KEY, "concat") == "multi_stream":
+            return super()._build_qf_encoder_continuous(framework)
+        inputs = int(self.observation_space.shape[0]) + int(self.action_space.shape[0])
+        self.qf_encoder_config = MLPEncoderConfig(
+            input_dims=[inputs],
+            hidden_layer_dims=config["fcnet_hiddens"][:-1],
+            hidden_layer_activation=config["fcnet_activation"],
+            hidden_layer_weights_initializer=config["fcnet_kernel_initializer"],
+            hidden_layer_weights_initializer_config=config["fcnet_kernel_initializer_kwargs"],
+            hidden_layer_bias_initializer=config["fcnet_bias_initializer"],
+            hidden_layer_bias_initializer_config=config["fcnet_bias_initializer_kwargs"],
+            output_layer_dim=self.latent_dims[0],
+            output_layer_activation=config["fcnet_activation"],
+            output_layer_weights_initializer=config["fcnet_kernel_initializer"],
+            output_layer_weights_initializer_config=config["fcnet_kernel_initializer_kwargs"],
+            output_layer_bias_initializer=config["fcnet_bias_initializer"],
+            output_layer_bias_initializer_config=config["fcnet_bias_initializer_kwargs"],
+        )
+        return self.qf_encoder_config.build(framework=framework)
 
 
 def squashed_gaussian_sample_per_dim(
@@ -41,10 +82,26 @@ def squashed_gaussian_sample_per_dim(
 
 
 class DefaultACETorchRLModule(DefaultSACTorchRLModule):
-    """SAC's networks (pi, twin Q, target twin Q) and inference/exploration passes unchanged;
-    ``forward_train`` adds per-dimension log-probs (:data:`LOGP_PER_DIM`,
-    :data:`LOGP_NEXT_PER_DIM`). Box action spaces only (ACE's causal weights are per
-    continuous dimension)."""
+    """SAC's networks (pi, twin Q, target twin Q; the critics as :class:`ACECatalog` builds
+    them) and inference/exploration passes unchanged; ``forward_train`` adds per-dimension
+    log-probs (:data:`LOGP_PER_DIM`, :data:`LOGP_NEXT_PER_DIM`) and is split into
+    :meth:`forward_policy` and :meth:`forward_critics`, so the learner skips the policy pass on
+    critic-only steps. Box action spaces only (ACE's causal weights are per continuous
+    dimension)."""
+
+    def __init__(self, *args, **kwargs):
+        if kwargs.get("catalog_class") is None:
+            kwargs["catalog_class"] = ACECatalog
+        super().__init__(*args, **kwargs)
+
+    @override(DefaultSACTorchRLModule)
+    def _qf_forward_train_helper(self, batch, encoder, head, squeeze: bool = True):
+        """Q(s, a); with the "concat" critics the encoder reads the concatenated (s, a)."""
+        if self.model_config.get(Q_NETWORK_KEY, "concat") == "multi_stream":
+            return super()._qf_forward_train_helper(batch, encoder, head, squeeze=squeeze)
+        inputs = torch.cat([batch[Columns.OBS], batch[Columns.ACTIONS]], dim=-1)
+        out = head(encoder({Columns.OBS: inputs})[ENCODER_OUT])
+        return out.squeeze(-1) if squeeze else out
 
     @override(DefaultSACTorchRLModule)
     def _forward_train(self, batch: dict) -> dict[str, Any]:
@@ -54,36 +111,46 @@ class DefaultACETorchRLModule(DefaultSACTorchRLModule):
 
     @override(DefaultSACTorchRLModule)
     def _forward_train_continuous(self, batch: dict) -> dict[str, Any]:
+        # The policy pass first (a ~ pi(.|s)), then the critics' (a' ~ pi(.|s')): RLlib's SAC
+        # order of random draws.
+        out = self.forward_policy(batch)
+        out.update(self.forward_critics(batch))
+        return out
+
+    def forward_policy(self, batch: dict) -> dict[str, Any]:
+        """What the policy and alpha losses need: a ~ pi(.|s) reparameterised, its
+        per-dimension log-probs (:data:`LOGP_PER_DIM`) and ``min_j Q_j(s, a)``
+        (:data:`Q_CURR`) with the critics frozen, so the policy loss moves only pi."""
+        obs = batch[Columns.OBS]
+        logits = self.pi(self.pi_encoder({Columns.OBS: obs})[ENCODER_OUT])
+        out = {Columns.ACTION_DIST_INPUTS: logits}
+        actions, out[LOGP_PER_DIM] = squashed_gaussian_sample_per_dim(logits, reparameterize=True)
+        critic_params = [p for net in self._critic_nets() for p in net.parameters()]
+        for p in critic_params:
+            p.requires_grad_(False)
+        out[Q_CURR] = self.compute_q_values({Columns.OBS: obs, Columns.ACTIONS: actions})
+        for p in critic_params:
+            p.requires_grad_(True)
+        return out
+
+    def forward_critics(self, batch: dict) -> dict[str, Any]:
+        """What the critic losses need: Q_j(s, a) of the replayed actions (:data:`QF_PREDS`,
+        :data:`QF_TWIN_PREDS`), and for the target a' ~ pi(.|s') with its per-dimension
+        log-probs (:data:`LOGP_NEXT_PER_DIM`) and ``min_j Q'_j(s', a')``
+        (:data:`Q_TARGET_NEXT`), all without gradient into pi or the target critics."""
         obs, next_obs = batch[Columns.OBS], batch[Columns.NEXT_OBS]
-        out = {}
-        # Q(s, a) of the replayed actions, for the critic losses.
         replayed = {Columns.OBS: obs, Columns.ACTIONS: batch[Columns.ACTIONS]}
-        out[QF_PREDS] = self._qf_forward_train_helper(replayed, self.qf_encoder, self.qf)
+        out = {QF_PREDS: self._qf_forward_train_helper(replayed, self.qf_encoder, self.qf)}
         if self.twin_q:
             out[QF_TWIN_PREDS] = self._qf_forward_train_helper(
                 replayed, self.qf_twin_encoder, self.qf_twin
             )
-
-        logits = self.pi(self.pi_encoder({Columns.OBS: obs})[ENCODER_OUT])
-        out[Columns.ACTION_DIST_INPUTS] = logits
-        # a ~ pi(.|s) reparameterised: the policy loss differentiates through it.
-        actions, out[LOGP_PER_DIM] = squashed_gaussian_sample_per_dim(logits, reparameterize=True)
-        # min(Q1, Q2)(s, a) with the critics frozen, so the policy loss moves only pi
-        # (the critic parameters get no gradient from it).
-        critic_params = [p for net in self._critic_nets() for p in net.parameters()]
-        for p in critic_params:
-            p.requires_grad_(False)
-        out["q_curr"] = self.compute_q_values({Columns.OBS: obs, Columns.ACTIONS: actions})
-        for p in critic_params:
-            p.requires_grad_(True)
-
-        # a' ~ pi(.|s') for the critic target: no gradient flows into pi from the target.
         with torch.no_grad():
             logits_next = self.pi(self.pi_encoder({Columns.OBS: next_obs})[ENCODER_OUT])
             actions_next, out[LOGP_NEXT_PER_DIM] = squashed_gaussian_sample_per_dim(
                 logits_next, reparameterize=False
             )
-            out["q_target_next"] = self.forward_target(
+            out[Q_TARGET_NEXT] = self.forward_target(
                 {Columns.OBS: next_obs, Columns.ACTIONS: actions_next}
             )
         return out
