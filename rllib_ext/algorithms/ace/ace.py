@@ -17,12 +17,12 @@ What ACE adds to SAC:
   mixed with a fresh initialisation; the strength comes from the policy's gradient-dormancy
   ratio (or from the spread of the causal weights) (:mod:`.dormancy`).
 
-The networks are RLlib's SAC module; the training step is lean (as the parameterised family's):
-sample from the env runners, store the transitions in a flat replay
-(:mod:`rllib_ext.algorithms.replay`, uniform or proportional-prioritised) and the causal FIFO,
-then take ``updates_per_env_step`` x (new env steps) gradient steps in one
-``learner_group.update`` call and sync the weights. RLlib's EnvRunners, LearnerGroup (several
-learners too), metrics, checkpoints, evaluation and Tune work unchanged.
+The networks are RLlib's SAC module; the training step is the lean one of
+:mod:`rllib_ext.algorithms.lean_training` (as the parameterised family's): sample from the env
+runners, store the transitions in a flat replay (:mod:`rllib_ext.algorithms.replay`, uniform or
+proportional-prioritised) and the causal FIFO, then take ``updates_per_env_step`` x (new env
+steps) gradient steps in one ``learner_group.update`` call (priorities come back from the
+learners after it) and sync the weights.
 """
 
 from __future__ import annotations
@@ -33,20 +33,12 @@ from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.sac.sac import SAC, SACConfig
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
-from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import (
-    ALL_MODULES,
     ENV_RUNNER_RESULTS,
-    ENV_RUNNER_SAMPLING_TIMER,
-    LEARNER_RESULTS,
-    LEARNER_UPDATE_TIMER,
     NUM_ENV_STEPS_SAMPLED_LIFETIME,
-    REPLAY_BUFFER_ADD_DATA_TIMER,
     REPLAY_BUFFER_SAMPLE_TIMER,
     REPLAY_BUFFER_UPDATE_PRIOS_TIMER,
-    SYNCH_WORKER_WEIGHTS_TIMER,
     TIMERS,
 )
 from ray.tune.execution.placement_groups import PlacementGroupFactory
@@ -56,6 +48,7 @@ from rllib_ext.algorithms.ace.causal import BACKENDS, TRANSFORMS
 from rllib_ext.algorithms.ace.causal_state import CausalState, create_causal_worker
 from rllib_ext.algorithms.ace.dormancy import causal_perturb_factor, perturb_factor
 from rllib_ext.algorithms.ace.torch.default_ace_torch_rl_module import Q_NETWORK_KEY, Q_NETWORKS
+from rllib_ext.algorithms.lean_training import LeanTrainingStep
 from rllib_ext.algorithms.replay import (
     IS_WEIGHTS,
     REPLAY_INDEX,
@@ -73,8 +66,6 @@ RESET_SCOPES = ("all", "dormant")
 REPLAY_TYPES = {"PrioritizedEpisodeReplayBuffer": True, "EpisodeReplayBuffer": False}
 #: Algorithm-state key of ACE's causal state (FIFO, weights, fit status).
 ACE_ALGORITHM_STATE = "ace"
-#: Metric key of the replay's size.
-REPLAY_SIZE_KEY = "replay_size"
 
 
 class ACEConfig(SACConfig):
@@ -354,7 +345,7 @@ class ACEConfig(SACConfig):
             )
 
 
-class ACE(SAC):
+class ACE(LeanTrainingStep, SAC):
     """ACE on a lean off-policy training step (see the module docstring). Tune name: ``"ACE"``.
 
     Attributes:
@@ -400,11 +391,10 @@ class ACE(SAC):
              Columns.ACTIONS: ((action_dim,), np.float32), Columns.REWARDS: ((), np.float32),
              Columns.TERMINATEDS: ((), np.float32)},
             alpha=alpha, seed=config.seed)
-        self._update_credit = 0.0  # fractional gradient steps owed (updates_per_env_step)
 
-    def add_episodes(self, episodes) -> int:
-        """Stores every new step of the sampled episode chunks in the replay and the causal
-        FIFO; returns how many."""
+    @override(LeanTrainingStep)
+    def store_episodes(self, episodes) -> int:
+        """Every new step of the sampled episode chunks into the replay and the causal FIFO."""
         added = 0
         for episode in episodes:
             steps = len(episode)
@@ -421,53 +411,25 @@ class ACE(SAC):
 
     @override(SAC)
     def training_step(self) -> None:
-        cfg = self.config
-        with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
-            episodes, env_runner_results = synchronous_parallel_sample(
-                worker_set=self.env_runner_group, concat=True,
-                sample_timeout_s=cfg.sample_timeout_s, _uses_new_env_runners=True,
-                _return_metrics=True)
-        self.metrics.aggregate(env_runner_results, key=ENV_RUNNER_RESULTS)
-        with self.metrics.log_time((TIMERS, REPLAY_BUFFER_ADD_DATA_TIMER)):
-            new_steps = self.add_episodes(episodes)
-        self.metrics.log_value(REPLAY_SIZE_KEY, len(self.replay), window=1)
-        # Counted on the replay, not the lifetime steps: the replay is not checkpointed, so a
-        # restored algorithm refills it before learning again.
-        if len(self.replay) < cfg.num_steps_sampled_before_learning_starts:
-            return
-        self._update_credit += new_steps * cfg.updates_per_env_step
-        num_updates = int(self._update_credit)
+        num_updates = self.owed_updates(self.sample_into_replay())
         if num_updates == 0:
             return
-        self._update_credit -= num_updates
-
-        rows = num_updates * cfg.total_train_batch_size
         with self.metrics.log_time((TIMERS, REPLAY_BUFFER_SAMPLE_TIMER)):
-            idx, weights = self.replay.sample_indices(rows, beta=self._replay_beta)
+            idx, weights = self.replay.sample_indices(
+                num_updates * self.config.total_train_batch_size, beta=self._replay_beta)
             data = self.replay.gather(idx)
             data[IS_WEIGHTS] = weights
             if self.replay.prioritized:
                 data[REPLAY_INDEX] = idx
-        with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
-            learner_results = self.learner_group.update(
-                batch=MultiAgentBatch({"default_policy": SampleBatch(data)}, env_steps=rows),
-                # One RLlib minibatch: the learners cut it into num_updates consecutive
-                # batches (ChunkedUpdateTorchLearner), one gradient step each.
-                minibatch_size=None, num_epochs=1, shuffle_batch_per_epoch=False,
-                timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
-                    (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)},
-            )
-            self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
+        learner_results = self.learn_on(data, timesteps={
+            NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
+                (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)})
         if self.replay.prioritized:
             with self.metrics.log_time((TIMERS, REPLAY_BUFFER_UPDATE_PRIOS_TIMER)):
                 for result in self.learner_group.foreach_learner(
                         lambda learner: learner.pop_priority_updates()):
                     self.replay.update_priorities(*result.get())
-        with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
-            self.env_runner_group.sync_weights(
-                from_worker_or_learner_group=self.learner_group,
-                policies=set(learner_results[0].keys()) - {ALL_MODULES},
-                inference_only=True)
+        self.sync_runner_weights(learner_results)
 
     # -- causal fits (called from ACECallback.on_train_result) ------------------------------
 

@@ -226,18 +226,6 @@ class TransitionFIFO:
         self._next = int((self._next + len(rows)) % self.capacity)
         self.size = min(self.capacity, self.size + len(rows))
 
-    def add_episodes(self, episodes) -> int:
-        """Adds the new steps of RLlib ``SingleAgentEpisode`` chunks; returns how many."""
-        added = 0
-        for episode in episodes:
-            n = len(episode)
-            if n == 0:
-                continue
-            self.add(episode.get_observations(slice(0, n)), episode.get_actions(slice(0, n)),
-                     episode.get_rewards(slice(0, n)))
-            added += n
-        return added
-
     @property
     def full(self) -> bool:
         return self.size == self.capacity

@@ -2,12 +2,9 @@
 layout, replay, ε-greedy schedule, parameter noise, action-gradient strategy, and their
 validation) and ``ParameterisedActionAlgorithm`` (the lean training step).
 
-One ``training_step``: sample ``rollout_fragment_length`` steps per env from the env runners,
-store the transitions in a flat replay (:mod:`.replay`), then take
-``updates_per_env_step`` x (new env steps) gradient steps of ``train_batch_size_per_learner``
-transitions each in one ``learner_group.update`` call, and sync the weights. RLlib's
-EnvRunners, LearnerGroup (several learners too), metrics, checkpoints, evaluation and Tune work
-unchanged.
+The training step is the lean one of :mod:`rllib_ext.algorithms.lean_training` over the flat
+replay of :mod:`.replay` (uniform, as the reference), plus the ε schedule pushed to the env
+runners.
 """
 
 from __future__ import annotations
@@ -16,23 +13,16 @@ import gymnasium as gym
 import numpy as np
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
-from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
-from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import (
-    ALL_MODULES,
     ENV_RUNNER_RESULTS,
-    ENV_RUNNER_SAMPLING_TIMER,
-    LEARNER_RESULTS,
-    LEARNER_UPDATE_TIMER,
     NUM_ENV_STEPS_SAMPLED_LIFETIME,
     NUM_EPISODES_LIFETIME,
-    REPLAY_BUFFER_ADD_DATA_TIMER,
     REPLAY_BUFFER_SAMPLE_TIMER,
-    SYNCH_WORKER_WEIGHTS_TIMER,
     TIMERS,
 )
 
+from rllib_ext.algorithms.lean_training import LeanTrainingStep
 from rllib_ext.algorithms.parameterised.action_layout import (
     ActionLayout,
     layout_from_space,
@@ -53,7 +43,6 @@ from rllib_ext.hooks import STRATEGIES
 NOISES = ("ou", "gaussian", "uniform", "none")
 DECAY_UNITS = ("episode", "step")
 ACTIVATIONS = ("relu", "leaky_relu", "tanh")
-REPLAY_SIZE_KEY = "replay_size"
 
 
 class ParameterisedActionConfig(AlgorithmConfig):
@@ -320,7 +309,7 @@ class ParameterisedActionConfig(AlgorithmConfig):
                 )
 
 
-class ParameterisedActionAlgorithm(Algorithm):
+class ParameterisedActionAlgorithm(LeanTrainingStep, Algorithm):
     """The lean training step over a :class:`ParameterisedReplay` (see the module docstring)."""
 
     def replay_extra_columns(self, layout: ActionLayout) -> dict[str, int]:
@@ -338,7 +327,6 @@ class ParameterisedActionAlgorithm(Algorithm):
             self.action_layout.total_params,
             extra_columns=self.replay_extra_columns(self.action_layout), seed=self.config.seed,
         )
-        self._update_credit = 0.0  # fractional gradient steps owed (updates_per_env_step)
         self._runners_epsilon: float | None = None  # the ε last set on the env runners
 
     def set_runners_epsilon(self, epsilon: float) -> None:
@@ -356,58 +344,23 @@ class ParameterisedActionAlgorithm(Algorithm):
         self.env_runner_group.foreach_env_runner(set_epsilon, local_env_runner=True)
         self._runners_epsilon = epsilon
 
+    @override(LeanTrainingStep)
+    def store_episodes(self, episodes) -> int:
+        return self.replay.add_episodes(episodes, self.action_layout)
+
     @override(Algorithm)
     def training_step(self) -> None:
-        cfg = self.config
-        with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
-            episodes, env_runner_results = synchronous_parallel_sample(
-                worker_set=self.env_runner_group,
-                concat=True,
-                sample_timeout_s=cfg.sample_timeout_s,
-                _uses_new_env_runners=True,
-                _return_metrics=True,
-            )
-        self.metrics.aggregate(env_runner_results, key=ENV_RUNNER_RESULTS)
-        with self.metrics.log_time((TIMERS, REPLAY_BUFFER_ADD_DATA_TIMER)):
-            new_steps = self.replay.add_episodes(episodes, self.action_layout)
-        self.metrics.log_value(REPLAY_SIZE_KEY, len(self.replay), window=1)
-
+        new_steps = self.sample_into_replay()
         timesteps = {
             NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
                 (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0),
             EPISODES_KEY: self.metrics.peek(
                 (ENV_RUNNER_RESULTS, NUM_EPISODES_LIFETIME), default=0),
         }
-        self.set_runners_epsilon(scheduled_epsilon(cfg, timesteps))
-        # Counted on the replay, not the lifetime steps: the replay is not checkpointed, so a
-        # restored algorithm refills it before learning again.
-        if len(self.replay) < cfg.num_steps_sampled_before_learning_starts:
-            return
-        self._update_credit += new_steps * cfg.updates_per_env_step
-        num_updates = int(self._update_credit)
+        self.set_runners_epsilon(scheduled_epsilon(self.config, timesteps))
+        num_updates = self.owed_updates(new_steps)
         if num_updates == 0:
             return
-        self._update_credit -= num_updates
-
-        batch_size = cfg.total_train_batch_size
         with self.metrics.log_time((TIMERS, REPLAY_BUFFER_SAMPLE_TIMER)):
-            data = self.replay.sample(num_updates * batch_size)
-        with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
-            learner_results = self.learner_group.update(
-                batch=MultiAgentBatch({"default_policy": SampleBatch(data)},
-                                      env_steps=num_updates * batch_size),
-                # One RLlib minibatch: the learner cuts it into num_updates consecutive
-                # batches (ParameterisedActionTorchLearner._update), so RLlib's per-minibatch
-                # slicing and logging run once per training_step, not per gradient step.
-                minibatch_size=None,
-                num_epochs=1,
-                shuffle_batch_per_epoch=False,
-                timesteps=timesteps,
-            )
-            self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
-        with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
-            self.env_runner_group.sync_weights(
-                from_worker_or_learner_group=self.learner_group,
-                policies=set(learner_results[0].keys()) - {ALL_MODULES},
-                inference_only=True,
-            )
+            data = self.replay.sample(num_updates * self.config.total_train_batch_size)
+        self.sync_runner_weights(self.learn_on(data, timesteps))

@@ -109,6 +109,19 @@ class _Reference:
         self.num_updates += 1
 
 
+def _train_both(learner, reference, data, seed) -> None:
+    """All STEPS batches in one learner update call (the chunked path); the reference takes
+    the same batches in order from the same random stream."""
+    torch.manual_seed(seed)
+    learner.update(batch=MultiAgentBatch({"default_policy": SampleBatch(data)}, STEPS * BATCH),
+                   minibatch_size=None, num_epochs=1, shuffle_batch_per_epoch=False,
+                   timesteps={})
+    torch.manual_seed(seed)
+    tensors = {k: torch.as_tensor(v) for k, v in data.items()}
+    for i in range(STEPS):
+        reference.step({k: v[i * BATCH:(i + 1) * BATCH] for k, v in tensors.items()})
+
+
 @pytest.mark.parametrize("freq", [1, 2])
 def test_lean_steps_equal_the_equations(ray_session, freq):
     from rllib_ext.envs.causal_reach import CausalReachEnv
@@ -119,17 +132,7 @@ def test_lean_steps_equal_the_equations(ray_session, freq):
     weights = [1.5, 0.5]
     learner.set_causal_weights(weights)
     reference = _Reference(learner, weights)
-    data = _batch(np.random.default_rng(0), STEPS * BATCH)
-    # All STEPS batches in one update call (the chunked path); the reference takes the same
-    # batches in order from the same random stream.
-    torch.manual_seed(7)
-    learner.update(batch=MultiAgentBatch({"default_policy": SampleBatch(data)}, STEPS * BATCH),
-                   minibatch_size=None, num_epochs=1, shuffle_batch_per_epoch=False,
-                   timesteps={})
-    torch.manual_seed(7)
-    tensors = {k: torch.as_tensor(v) for k, v in data.items()}
-    for i in range(STEPS):
-        reference.step({k: v[i * BATCH:(i + 1) * BATCH] for k, v in tensors.items()})
+    _train_both(learner, reference, _batch(np.random.default_rng(0), STEPS * BATCH), seed=7)
     module = learner.module["default_policy"].unwrapped()
     for (name, p), q in zip(module.named_parameters(), reference.m.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=1e-6, msg=name)
@@ -150,15 +153,7 @@ def test_the_reference_is_sensitive_to_the_step_order(ray_session):
         env=env)
     reference = _Reference(learner, [1.0, 1.0])
     reference.cfg = _tiny(policy_update_freq=1, train_batch_size_per_learner=BATCH)
-    data = _batch(np.random.default_rng(1), STEPS * BATCH)
-    torch.manual_seed(3)
-    learner.update(batch=MultiAgentBatch({"default_policy": SampleBatch(data)}, STEPS * BATCH),
-                   minibatch_size=None, num_epochs=1, shuffle_batch_per_epoch=False,
-                   timesteps={})
-    torch.manual_seed(3)
-    tensors = {k: torch.as_tensor(v) for k, v in data.items()}
-    for i in range(STEPS):
-        reference.step({k: v[i * BATCH:(i + 1) * BATCH] for k, v in tensors.items()})
+    _train_both(learner, reference, _batch(np.random.default_rng(1), STEPS * BATCH), seed=3)
     pi = learner.module["default_policy"].unwrapped().pi_encoder
     gap = max((p - q).abs().max().item()
               for p, q in zip(pi.parameters(), reference.m.pi_encoder.parameters(), strict=True))

@@ -1,0 +1,88 @@
+"""The lean off-policy training step shared by the parameterised-action algorithms and ACE.
+
+One ``training_step``: sample ``rollout_fragment_length`` steps per env from the env runners,
+store the transitions in the algorithm's flat replay (:mod:`rllib_ext.algorithms.replay`),
+then take ``updates_per_env_step`` x (new env steps) gradient steps of
+``train_batch_size_per_learner`` transitions each in one ``learner_group.update`` call (the
+learners cut it, :mod:`rllib_ext.algorithms.chunked_torch_learner`), and sync the weights.
+RLlib's EnvRunners, LearnerGroup (several learners too), metrics, checkpoints, evaluation and
+Tune work unchanged. The algorithm supplies ``self.replay`` and :meth:`store_episodes`.
+"""
+
+from __future__ import annotations
+
+from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+from ray.rllib.utils.metrics import (
+    ALL_MODULES,
+    ENV_RUNNER_RESULTS,
+    ENV_RUNNER_SAMPLING_TIMER,
+    LEARNER_RESULTS,
+    LEARNER_UPDATE_TIMER,
+    REPLAY_BUFFER_ADD_DATA_TIMER,
+    SYNCH_WORKER_WEIGHTS_TIMER,
+    TIMERS,
+)
+
+#: Metric key of the replay's size.
+REPLAY_SIZE_KEY = "replay_size"
+
+
+class LeanTrainingStep:
+    """Mixin for an ``Algorithm`` with a flat ``self.replay``: the pieces of the lean
+    ``training_step`` (see the module docstring), each timed under RLlib's timer keys."""
+
+    _update_credit: float = 0.0  # fractional gradient steps owed (updates_per_env_step)
+
+    def store_episodes(self, episodes) -> int:
+        """Stores the sampled episode chunks' new steps; returns how many."""
+        raise NotImplementedError
+
+    def sample_into_replay(self) -> int:
+        """One synchronous sampling round from the env runners into the replay; returns the
+        number of new env steps."""
+        with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
+            episodes, env_runner_results = synchronous_parallel_sample(
+                worker_set=self.env_runner_group, concat=True,
+                sample_timeout_s=self.config.sample_timeout_s, _uses_new_env_runners=True,
+                _return_metrics=True)
+        self.metrics.aggregate(env_runner_results, key=ENV_RUNNER_RESULTS)
+        with self.metrics.log_time((TIMERS, REPLAY_BUFFER_ADD_DATA_TIMER)):
+            new_steps = self.store_episodes(episodes)
+        self.metrics.log_value(REPLAY_SIZE_KEY, len(self.replay), window=1)
+        return new_steps
+
+    def owed_updates(self, new_steps: int) -> int:
+        """Gradient steps due for ``new_steps`` sampled steps (``updates_per_env_step``,
+        fractions carried over); none before the replay holds
+        ``num_steps_sampled_before_learning_starts`` transitions. Counted on the replay, not the
+        lifetime steps: the replay is not checkpointed, so a restored algorithm refills it
+        before learning again."""
+        cfg = self.config
+        if len(self.replay) < cfg.num_steps_sampled_before_learning_starts:
+            return 0
+        self._update_credit += new_steps * cfg.updates_per_env_step
+        num_updates = int(self._update_credit)
+        self._update_credit -= num_updates
+        return num_updates
+
+    def learn_on(self, data: dict, timesteps: dict) -> list[dict]:
+        """All rows of ``data`` as one RLlib minibatch: the learners cut it into consecutive
+        ``train_batch_size_per_learner`` batches, one gradient step each, so RLlib's
+        per-minibatch slicing and logging run once per ``training_step``."""
+        rows = len(next(iter(data.values())))
+        with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+            learner_results = self.learner_group.update(
+                batch=MultiAgentBatch({"default_policy": SampleBatch(data)}, env_steps=rows),
+                minibatch_size=None, num_epochs=1, shuffle_batch_per_epoch=False,
+                timesteps=timesteps)
+            self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
+        return learner_results
+
+    def sync_runner_weights(self, learner_results: list[dict]) -> None:
+        """The trained modules' inference weights to every env runner."""
+        with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
+            self.env_runner_group.sync_weights(
+                from_worker_or_learner_group=self.learner_group,
+                policies=set(learner_results[0].keys()) - {ALL_MODULES},
+                inference_only=True)
