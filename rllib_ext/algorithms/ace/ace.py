@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
+import ray
+from ray.exceptions import RayActorError
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.sac.sac import SAC, SACConfig
 from ray.rllib.core.columns import Columns
@@ -45,7 +47,7 @@ from ray.tune.execution.placement_groups import PlacementGroupFactory
 
 from rllib_ext.algorithms.ace.callbacks import ACECallback
 from rllib_ext.algorithms.ace.causal import BACKENDS, TRANSFORMS
-from rllib_ext.algorithms.ace.causal_state import CausalState, create_causal_worker
+from rllib_ext.algorithms.ace.causal_state import CausalState, create_causal_worker, run_fit
 from rllib_ext.algorithms.ace.dormancy import causal_perturb_factor, perturb_factor
 from rllib_ext.algorithms.ace.torch.default_ace_torch_rl_module import Q_NETWORK_KEY, Q_NETWORKS
 from rllib_ext.algorithms.lean_training import LeanTrainingStep
@@ -443,15 +445,9 @@ class ACE(LeanTrainingStep, SAC):
         cfg, state = self.config, self.causal
         obs, actions, rewards = state.fifo.arrays()
         if not cfg.causal_async:
-            from rllib_ext.algorithms.ace.causal import fit_causal_weights
-
             state.mark_submitted()
-            if cfg._causal_fit_delay_s > 0:
-                import time
-
-                time.sleep(cfg._causal_fit_delay_s)
-            self._apply_causal_weights(state.record_fit(
-                fit_causal_weights(obs, actions, rewards, **self._fit_options())))
+            self._apply_causal_weights(state.record_fit(run_fit(
+                obs, actions, rewards, self._fit_options(), cfg._causal_fit_delay_s)))
             return
         if state.worker is None:
             state.worker = create_causal_worker(cfg.causal_worker_num_cpus,
@@ -463,9 +459,6 @@ class ACE(LeanTrainingStep, SAC):
     def poll_causal_fit(self) -> None:
         """Takes a finished fit's weights, never waiting; a dead worker is replaced and its
         fit becomes due again."""
-        import ray
-        from ray.exceptions import RayActorError
-
         state = self.causal
         if state.pending is None:
             return
@@ -535,8 +528,6 @@ class ACE(LeanTrainingStep, SAC):
     @override(SAC)
     def cleanup(self) -> None:
         if self.causal.worker is not None:
-            import ray
-
             ray.kill(self.causal.worker)
             self.causal.worker = None
         super().cleanup()

@@ -23,6 +23,14 @@ logger = logging.getLogger(__name__)
 PENDING_WARNING_S = 300.0
 
 
+def run_fit(obs, actions, rewards, options: dict, delay_s: float = 0.0) -> CausalFit:
+    """One :func:`~.causal.fit_causal_weights`; ``delay_s`` sleeps first (test option: a
+    deliberately slow fit). What both the actor and ACE's synchronous path run."""
+    if delay_s > 0:
+        time.sleep(delay_s)
+    return fit_causal_weights(obs, actions, rewards, **options)
+
+
 class CausalWorker:
     """Runs :func:`~.causal.fit_causal_weights` in its own process (a Ray actor, see
     :func:`create_causal_worker`), so a DirectLiNGAM fit never blocks a training iteration.
@@ -50,13 +58,11 @@ class CausalWorker:
                 "priority_error": self.priority_error}
 
     def fit(self, obs, actions, rewards, options: dict, delay_s: float = 0.0) -> CausalFit:
-        """One fit; ``delay_s`` adds a sleep first (test option: a deliberately slow fit)."""
+        """:func:`run_fit` within this worker's thread cap."""
         from threadpoolctl import threadpool_limits
 
-        if delay_s > 0:
-            time.sleep(delay_s)
         with threadpool_limits(limits=self.num_threads):
-            return fit_causal_weights(obs, actions, rewards, **options)
+            return run_fit(obs, actions, rewards, options, delay_s)
 
 
 def create_causal_worker(num_cpus: float, num_threads: int):
