@@ -58,6 +58,12 @@ TUNE_KEYS = ("num_samples", "metric", "mode", "param_space")
 SEARCH_SPACES = ("grid_search", "choice", "uniform", "loguniform", "randint", "quniform")
 #: ``stop`` keys that count env steps (used for ETA and the pass criterion).
 ENV_STEPS_KEY = "num_env_steps_sampled_lifetime"
+#: Top-level result keys a ``stop`` may name (Tune's and RLlib's counters).
+STOP_KEYS = (ENV_STEPS_KEY, "training_iteration", "time_total_s", "num_episodes_lifetime",
+             "num_env_steps_trained_lifetime", "num_agent_steps_sampled_lifetime",
+             "timesteps_total", "episodes_total")
+#: Result sections a nested ``stop`` key ("section/.../metric") may start with.
+STOP_SECTIONS = ("env_runners", "evaluation", "learners", "timers", "fault_tolerance")
 DEFAULT_METRIC = "env_runners/episode_return_mean"
 #: RLlib's (greedy, by default) evaluation return: what a run's best checkpoint is scored by.
 EVALUATION_METRIC = "evaluation/env_runners/episode_return_mean"
@@ -279,6 +285,12 @@ def load_experiment(name: str | Path) -> Experiment:
     if not isinstance(stop, dict) or not stop:
         _fail(where, f"'stop' must be a non-empty mapping like {{{ENV_STEPS_KEY}: 100000}}.")
     for key, value in stop.items():
+        if key not in STOP_KEYS and str(key).split("/")[0] not in STOP_SECTIONS:
+            close = difflib.get_close_matches(str(key), STOP_KEYS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            _fail(where, f"unknown stop key {key!r}: Tune would never reach it.{hint} Use one "
+                         f"of {list(STOP_KEYS)} or a result metric such as "
+                         f"'{DEFAULT_METRIC}'.")
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             _fail(where, f"stop.{key} must be a number, got {value!r}.")
 

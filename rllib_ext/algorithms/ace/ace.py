@@ -59,6 +59,7 @@ from rllib_ext.algorithms.replay import (
 )
 from rllib_ext.algorithms.spaces import probe_env_spaces
 from rllib_ext.algorithms.threads import limit_torch_threads
+from rllib_ext.algorithms.validation import KnobChecks, is_integer, is_real
 
 #: ``reset_strength`` values: what sets the kept fraction of a soft reset.
 RESET_STRENGTHS = ("dormancy", "causal")
@@ -70,7 +71,7 @@ REPLAY_TYPES = {"PrioritizedEpisodeReplayBuffer": True, "EpisodeReplayBuffer": F
 ACE_ALGORITHM_STATE = "ace"
 
 
-class ACEConfig(SACConfig):
+class ACEConfig(KnobChecks, SACConfig):
     """Configuration of ACE (SAC's settings plus the causal and reset knobs).
 
     .. code-block:: python
@@ -227,43 +228,39 @@ class ACEConfig(SACConfig):
 
     @override(SACConfig)
     def validate(self) -> None:
+        # Ours first: RLlib's own validate() trips over some bad values with unclear errors.
+        self.check_rllib_knobs(learning_rates=("actor_lr", "critic_lr", "alpha_lr"),
+                               lr_example=3e-4)
         super().validate()
-
-        def integer(name, minimum):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
-                    or value < minimum:
-                self._value_error(f"{name}={value!r} must be an integer >= {minimum}; fix it "
-                                  f"with config.training({name}=...).")
-
         if self.framework_str != "torch":
             self._value_error(
                 "ACE supports framework='torch' only; call config.framework('torch')."
             )
         if self.is_multi_agent:
             self._value_error("ACE supports single-agent envs only; remove config.multi_agent().")
+        self.check_number("tau", low=0, high=1, low_open=True, example=0.005)
+        self.check_number("initial_alpha", low=0, low_open=True, example=1.0)
+        if self.target_entropy != "auto":
+            self.check_number("target_entropy", example="auto")
+        self.check_bool("twin_q")
+        self.check_bool("causal_async")
         for name, options in (("reset_strength", RESET_STRENGTHS), ("q_network", Q_NETWORKS),
-                              ("reset_scope", RESET_SCOPES), ("causal_backend", BACKENDS)):
-            if getattr(self, name) not in options:
-                self._value_error(f"{name}={getattr(self, name)!r} is not one of "
-                                  f"{list(options)}; set config.training({name}=...).")
-        if self.causal_weight_transform not in TRANSFORMS:
-            self._value_error(f"causal_weight_transform={self.causal_weight_transform!r} is not "
-                              f"one of {list(TRANSFORMS)}; set "
-                              "config.training(causal_weight_transform=...).")
-        integer("causal_sample_size", 2)
-        integer("causal_update_interval", 0)
-        integer("reset_interval", 0)
-        integer("policy_update_freq", 1)
-        integer("causal_num_threads", 1)
-        if not (isinstance(self.updates_per_env_step, (int, float))
-                and 0 < self.updates_per_env_step < float("inf")):
-            self._value_error(f"updates_per_env_step={self.updates_per_env_step!r} must be a "
-                              "number > 0, e.g. config.training(updates_per_env_step=1.0).")
-        if not (isinstance(self.causal_worker_num_cpus, (int, float))
-                and 0 <= self.causal_worker_num_cpus < float("inf")):
-            self._value_error(f"causal_worker_num_cpus={self.causal_worker_num_cpus!r} must be "
-                              ">= 0, e.g. config.training(causal_worker_num_cpus=1).")
+                              ("reset_scope", RESET_SCOPES), ("causal_backend", BACKENDS),
+                              ("causal_weight_transform", TRANSFORMS)):
+            self.check_choice(name, options)
+        self.check_number("causal_sample_size", low=2, integer=True, example=10_000)
+        self.check_number("causal_update_interval", low=0, integer=True, example=10_000)
+        self.check_number("reset_interval", low=0, integer=True, example=100_000)
+        self.check_number("policy_update_freq", low=1, integer=True, example=2)
+        self.check_number("causal_num_threads", low=1, integer=True, example=1)
+        self.check_number("updates_per_env_step", low=0, low_open=True, example=1.0)
+        self.check_number("causal_worker_num_cpus", low=0, example=1)
+        self.check_number("num_steps_sampled_before_learning_starts", low=0, integer=True,
+                          example=1500)
+        self.check_number("dormancy_threshold", low=0, high=1, low_open=True, example=0.05)
+        self.check_number("perturb_factor_min", low=0, high=1, example=0.2)
+        self.check_number("perturb_factor_max", low=0, high=1, example=0.9)
+        self.check_number("_causal_fit_delay_s", low=0, example=0.0)
         if self.training_intensity is not None:
             self._value_error(
                 f"training_intensity={self.training_intensity} is SAC's replay ratio; ACE's is "
@@ -280,26 +277,27 @@ class ACEConfig(SACConfig):
                 f"implements; use one of {list(REPLAY_TYPES)} (prioritised with alpha/beta, or "
                 "uniform).")
         capacity = rb.get("capacity")
-        if not (isinstance(capacity, (int, np.integer))
-                and capacity >= self.total_train_batch_size):
+        if not (is_integer(capacity) and capacity >= self.total_train_batch_size):
             self._value_error(
                 f"replay_buffer_config capacity={capacity!r} must be an integer >= the train "
-                f"batch ({self.total_train_batch_size}); e.g. capacity=1_000_000.")
+                f"batch ({self.total_train_batch_size}); fix it with config.training("
+                "replay_buffer_config={'capacity': 1_000_000}) or a smaller "
+                "train_batch_size_per_learner.")
+        if self.num_steps_sampled_before_learning_starts > capacity:
+            self._value_error(
+                f"num_steps_sampled_before_learning_starts="
+                f"{self.num_steps_sampled_before_learning_starts} exceeds the replay capacity "
+                f"({capacity}): learning would never start; lower it or raise capacity.")
         alpha, beta = self.replay_alpha_beta
-        if not (0 <= alpha < float("inf") and 0 <= beta <= 1):
+        if not (is_real(alpha) and alpha >= 0 and 0 <= beta <= 1):
             self._value_error(f"replay_buffer_config alpha={alpha}, beta={beta}: need alpha >= 0 "
                               "and 0 <= beta <= 1 (0.6 and 0.4 typical; 0, 0 = uniform).")
-        if not 0 < self.dormancy_threshold <= 1:
-            self._value_error(f"dormancy_threshold={self.dormancy_threshold} must be in (0, 1], "
-                              "e.g. config.training(dormancy_threshold=0.05).")
-        if not 0 <= self.perturb_factor_min <= self.perturb_factor_max <= 1:
+        if self.perturb_factor_min > self.perturb_factor_max:
             self._value_error(
                 f"Need 0 <= perturb_factor_min <= perturb_factor_max <= 1, got "
                 f"{self.perturb_factor_min}, {self.perturb_factor_max}; e.g. "
                 "config.training(perturb_factor_min=0.2, perturb_factor_max=0.9)."
             )
-        if self._causal_fit_delay_s < 0:
-            self._value_error(f"_causal_fit_delay_s={self._causal_fit_delay_s} must be >= 0.")
         if self.causal_num_threads > max(1, self.causal_worker_num_cpus):
             self._value_error(
                 f"causal_num_threads={self.causal_num_threads} exceeds the CPUs the causal "

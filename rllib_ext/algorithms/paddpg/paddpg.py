@@ -117,6 +117,14 @@ class PADDPGConfig(ParameterisedActionConfig):
         }
 
     @override(ParameterisedActionConfig)
+    def validate(self) -> None:
+        super().validate()
+        self.check_number("actor_output_init_std", low=0, low_open=True, none_ok=True,
+                          example=1e-4)
+        self.check_number("critic_output_init_std", low=0, low_open=True, none_ok=True,
+                          example=0.01)
+
+    @override(ParameterisedActionConfig)
     def get_default_rl_module_spec(self) -> RLModuleSpec:
         from rllib_ext.algorithms.paddpg.torch.default_paddpg_torch_rl_module import (
             DefaultPADDPGTorchRLModule,

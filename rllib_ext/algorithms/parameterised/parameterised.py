@@ -32,12 +32,10 @@ from rllib_ext.algorithms.parameterised.parameterised_learner import (
     EPSILON_BUFFER,
     scheduled_epsilon,
 )
-from rllib_ext.algorithms.parameterised.parameterised_learner import (
-    NUM_EPISODES_LIFETIME as EPISODES_KEY,
-)
 from rllib_ext.algorithms.parameterised.replay import ParameterisedReplay
 from rllib_ext.algorithms.spaces import probe_env_spaces
 from rllib_ext.algorithms.threads import limit_torch_threads
+from rllib_ext.algorithms.validation import KnobChecks, is_integer, is_real
 from rllib_ext.hooks import STRATEGIES
 
 NOISES = ("ou", "gaussian", "uniform", "none")
@@ -45,7 +43,7 @@ DECAY_UNITS = ("episode", "step")
 ACTIVATIONS = ("relu", "leaky_relu", "tanh")
 
 
-class ParameterisedActionConfig(AlgorithmConfig):
+class ParameterisedActionConfig(KnobChecks, AlgorithmConfig):
     """Knobs shared by :class:`~rllib_ext.PDQNConfig` and :class:`~rllib_ext.PADDPGConfig`.
 
     Subclasses set ``learning_rate_knobs`` (the names of their per-network step sizes, which
@@ -183,26 +181,13 @@ class ParameterisedActionConfig(AlgorithmConfig):
         }
 
     # ----------------------------------------------------------------------------- validation
-    def check_choice(self, name: str, options) -> None:
-        if getattr(self, name) not in options:
-            self._value_error(
-                f"{name}={getattr(self, name)!r} is not one of {list(options)}; "
-                f"call config.training({name}=...) with one of them."
-            )
-
-    def check_positive(self, name: str, *, allow_zero=False, at_most=None) -> None:
-        value = getattr(self, name)
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
-            value >= 0 if allow_zero else value > 0) and (at_most is None or value <= at_most)
-        if not ok:
-            bound = f" and <= {at_most}" if at_most is not None else ""
-            self._value_error(
-                f"{name}={value!r} must be {'>= 0' if allow_zero else '> 0'}{bound}; "
-                f"fix it with config.training({name}=...)."
-            )
-
     @override(AlgorithmConfig)
     def validate(self) -> None:
+        # Ours first: RLlib's own validate() trips over some bad values with unclear errors.
+        self.check_rllib_knobs(learning_rates=self.learning_rate_knobs, lr_example=1e-4,
+                               gamma_example=0.9)
+        for name in self.hidden_knobs:  # before RLlib builds the model config from them
+            self.check_widths(name, example=(128,))
         super().validate()
         algo = self.algo_class.__name__ if self.algo_class else type(self).__name__
         if self.framework_str != "torch":
@@ -219,30 +204,37 @@ class ParameterisedActionConfig(AlgorithmConfig):
         self.check_choice("epsilon_decay_unit", DECAY_UNITS)
         self.check_choice("action_gradient_strategy", STRATEGIES)
         self.check_choice("activation", ACTIVATIONS)
-        for name in (*self.learning_rate_knobs, "updates_per_env_step", "ou_theta",
-                     "gaussian_sigma", "reward_scale"):
-            self.check_positive(name)
-        self.check_positive("ou_sigma", allow_zero=True)
+        self.check_number("updates_per_env_step", low=0, low_open=True, example=1.0)
+        self.check_number("reward_scale", low=0, low_open=True, example=1.0)
+        self.check_number("ou_theta", low=0, low_open=True, example=0.15)
+        self.check_number("ou_sigma", low=0, example=1e-4)
+        self.check_number("gaussian_sigma", low=0, low_open=True, example=0.1)
         for name in self.polyak_knobs:
-            self.check_positive(name, at_most=1.0)
+            self.check_number(name, low=0, high=1, low_open=True, example=0.01)
         for name in ("epsilon_initial", "epsilon_final"):
-            self.check_positive(name, allow_zero=True, at_most=1.0)
+            self.check_number(name, low=0, high=1, example=getattr(type(self)(), name))
+        if self.epsilon_final > self.epsilon_initial:
+            self._value_error(
+                f"epsilon_final={self.epsilon_final} exceeds epsilon_initial="
+                f"{self.epsilon_initial}: exploration would grow during training; fix it with "
+                "config.training(epsilon_initial=1.0, epsilon_final=0.01).")
+        self.check_number("epsilon_decay_duration", low=0, integer=True, example=1000)
+        self.check_number("replay_capacity", low=1, integer=True, example=10_000)
+        self.check_number("num_steps_sampled_before_learning_starts", low=0, integer=True,
+                          example=500)
+        self.check_numbers("initial_params", low=-1, high=1, example=None)
+        self.check_numbers("initial_param_weights", example=None)
+        if self.param_layout is not None:
+            if not (isinstance(self.param_layout, (list, tuple)) and self.param_layout and all(
+                    is_integer(p) and p >= 0 for p in self.param_layout)):
+                self._knob_error("param_layout", self.param_layout,
+                                 "None or a list of integers >= 0 (parameters per action)",
+                                 [1, 1, 1])
         betas = self.adam_betas
         if not (isinstance(betas, (list, tuple)) and len(betas) == 2 and all(
-                isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1
-                for b in betas)):
-            self._value_error(
-                f"adam_betas={betas!r} must be two numbers in [0, 1); e.g. "
-                "config.training(adam_betas=(0.9, 0.999)).")
-        if not 0.0 <= self.gamma <= 1.0:
-            self._value_error(f"gamma={self.gamma} is outside [0, 1]; e.g. training(gamma=0.9).")
-        for name in self.hidden_knobs:
-            widths = getattr(self, name)
-            if not isinstance(widths, (list, tuple)) or not all(
-                isinstance(w, int) and w > 0 for w in widths
-            ):
-                self._value_error(f"{name}={widths!r} must be a list of positive ints, e.g. [128].")
-        if int(self.replay_capacity) < self.train_batch_size_per_learner:
+                is_real(b) and 0 <= b < 1 for b in betas)):
+            self._knob_error("adam_betas", betas, "two numbers in [0, 1)", (0.9, 0.999))
+        if self.replay_capacity < self.train_batch_size_per_learner:
             self._value_error(
                 f"replay_capacity={self.replay_capacity} is smaller than one batch "
                 f"({self.train_batch_size_per_learner}); raise it, e.g. replay_capacity=10000."
@@ -354,7 +346,7 @@ class ParameterisedActionAlgorithm(LeanTrainingStep, Algorithm):
         timesteps = {
             NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
                 (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0),
-            EPISODES_KEY: self.metrics.peek(
+            NUM_EPISODES_LIFETIME: self.metrics.peek(
                 (ENV_RUNNER_RESULTS, NUM_EPISODES_LIFETIME), default=0),
         }
         self.set_runners_epsilon(scheduled_epsilon(self.config, timesteps))

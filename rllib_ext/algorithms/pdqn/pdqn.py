@@ -143,6 +143,12 @@ class PDQNConfig(ParameterisedActionConfig):
         super().validate()
         self.check_choice("variant", VARIANTS)
         self.check_choice("param_loss_weighting", WEIGHTINGS)
+        self.check_number("q_output_init_std", low=0, low_open=True, none_ok=True,
+                          example=None)
+        self.check_number("param_output_init_std", low=0, low_open=True, none_ok=True,
+                          example=1e-4)
+        self.check_bool("indexed")
+        self.check_bool("zero_index_gradients")
 
 
 class PDQN(ParameterisedActionAlgorithm):

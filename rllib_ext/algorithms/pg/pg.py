@@ -33,9 +33,10 @@ from rllib_ext.algorithms.pg.advantages import BASELINES, add_advantages_to_epis
 from rllib_ext.algorithms.pg.importance_sampling import IMPORTANCE_SAMPLING_MODES
 from rllib_ext.algorithms.spaces import probe_env_spaces
 from rllib_ext.algorithms.threads import limit_torch_threads
+from rllib_ext.algorithms.validation import KnobChecks
 
 
-class PGConfig(AlgorithmConfig):
+class PGConfig(KnobChecks, AlgorithmConfig):
     """Configuration for REINFORCE (vanilla policy gradient with reward-to-go and baselines).
 
     .. code-block:: python
@@ -169,6 +170,8 @@ class PGConfig(AlgorithmConfig):
 
     @override(AlgorithmConfig)
     def validate(self) -> None:
+        # Ours first: RLlib's own validate() trips over some bad values with unclear errors.
+        self.check_rllib_knobs(lr_example=1e-3, gamma_example=0.99)
         super().validate()
         if self.framework_str != "torch":
             self._value_error(
@@ -182,17 +185,9 @@ class PGConfig(AlgorithmConfig):
                 f"batch_mode={self.batch_mode!r}; "
                 "call config.env_runners(batch_mode='complete_episodes')."
             )
-        if self.baseline not in BASELINES:
-            self._value_error(
-                f"Unknown baseline={self.baseline!r}; "
-                f"call config.training(baseline=...) with one of {list(BASELINES)}."
-            )
+        self.check_choice("baseline", BASELINES)
         for name in ("reward_to_go", "normalize_advantages", "is_self_normalize"):
-            if not isinstance(getattr(self, name), bool):
-                self._value_error(
-                    f"{name} must be True or False, got {getattr(self, name)!r}; "
-                    f"call config.training({name}=True) or ({name}=False)."
-                )
+            self.check_bool(name)
         if self.baseline == "optimal" and self.normalize_advantages:
             self._value_error(
                 "baseline='optimal' computes its own per-parameter baseline in the learner; "
@@ -201,18 +196,6 @@ class PGConfig(AlgorithmConfig):
                 "to the reward scale)."
             )
         self._validate_off_policy_reuse()
-        if not 0.0 <= self.gamma <= 1.0:
-            self._value_error(
-                f"gamma={self.gamma} is outside [0, 1]; call config.training(gamma=0.99) or "
-                "another discount in [0, 1]."
-            )
-        if self.lr is None or self.lr <= 0:
-            self._value_error(f"lr={self.lr} must be > 0; e.g. config.training(lr=1e-3).")
-        if int(self.train_batch_size_per_learner or 0) < 1:
-            self._value_error(
-                f"train_batch_size_per_learner={self.train_batch_size_per_learner} must be >= 1;"
-                " e.g. config.training(train_batch_size_per_learner=2000)."
-            )
         if self.num_epochs != 1 or self.minibatch_size is not None:
             self._value_error(
                 f"PG takes exactly one gradient step per batch (got num_epochs="
@@ -232,28 +215,10 @@ class PGConfig(AlgorithmConfig):
             self._validate_action_space(probe_env_spaces(self)[1])
 
     def _validate_off_policy_reuse(self) -> None:
+        self.check_number("off_policy_reuse", low=0, integer=True, example=0)
         m = self.off_policy_reuse
-        if isinstance(m, bool) or not isinstance(m, int) or m < 0:
-            self._value_error(
-                f"off_policy_reuse={m!r} must be an integer >= 0 (number of past batches to "
-                "reuse); call config.training(off_policy_reuse=0) for on-policy PG or e.g. "
-                "off_policy_reuse=2."
-            )
-        if self.importance_sampling not in IMPORTANCE_SAMPLING_MODES:
-            self._value_error(
-                f"Unknown importance_sampling={self.importance_sampling!r}; call "
-                "config.training(importance_sampling=...) with one of "
-                f"{list(IMPORTANCE_SAMPLING_MODES)}."
-            )
-        if self.is_clip is not None and (
-            isinstance(self.is_clip, bool)
-            or not isinstance(self.is_clip, (int, float))
-            or not self.is_clip > 0
-        ):
-            self._value_error(
-                f"is_clip={self.is_clip!r} must be None or a number > 0; e.g. "
-                "config.training(is_clip=5.0)."
-            )
+        self.check_choice("importance_sampling", IMPORTANCE_SAMPLING_MODES)
+        self.check_number("is_clip", low=0, low_open=True, none_ok=True, example=5.0)
         if m == 0 and (self.is_clip is not None or self.is_self_normalize):
             self._value_error(
                 f"is_clip={self.is_clip!r} / is_self_normalize={self.is_self_normalize!r} only "

@@ -218,9 +218,10 @@ def test_remote_env_runner_gets_the_learner_weights(ray_session):
 
 @pytest.mark.parametrize("mutate, match", [
     (lambda c: c.training(lr=0.1), r"lr=0.1 is not used.*lr_actor=..., lr_critic=..."),
-    (lambda c: c.training(tau_actor=0.0), "tau_actor=0.0 must be > 0 and <= 1"),
-    (lambda c: c.training(critic_hiddens=[64, -1]), "critic_hiddens=.*list of positive ints"),
-    (lambda c: c.training(lr_critic=-1e-3), "lr_critic=-0.001 must be > 0"),
+    (lambda c: c.training(tau_actor=0.0), r"tau_actor=0.0 must be a finite number in \(0, 1\]"),
+    (lambda c: c.training(critic_hiddens=[64, -1]),
+     "critic_hiddens=.*list of positive integer layer widths"),
+    (lambda c: c.training(lr_critic=-1e-3), "lr_critic=-0.001 must be a finite number > 0"),
     (lambda c: c.training(exploration_noise="pink"), "exploration_noise='pink'"),
     (lambda c: c.training(initial_params=[0.0, 0.0]), "initial_params has 2 values"),
     (lambda c: (c.environment("CartPole-v1"), setattr(c, "env_config", {})),

@@ -62,16 +62,16 @@ def test_random_weighting_is_unit_norm():
 
 
 @pytest.mark.parametrize("mutate, match", [
-    (lambda c: c.training(variant="dqn"), r"variant='dqn' is not one of \['pdqn'"),
+    (lambda c: c.training(variant="dqn"), r"variant='dqn' must be one of \['pdqn'"),
     (lambda c: c.training(exploration_noise="pink"), "exploration_noise='pink'"),
-    (lambda c: c.training(tau_q=1.5), r"tau_q=1.5 must be > 0 and <= 1"),
+    (lambda c: c.training(tau_q=1.5), r"tau_q=1.5 must be a finite number in \(0, 1\]"),
     (lambda c: c.training(lr=0.1), "lr=0.1 is not used"),
-    (lambda c: c.training(q_hiddens=[0]), "list of positive ints"),
+    (lambda c: c.training(q_hiddens=[0]), "list of positive integer layer widths"),
     (lambda c: c.training(replay_capacity=10), "smaller than one batch"),
     (lambda c: c.training(replay_capacity=200), "exceeds replay_capacity=200"),
     (lambda c: c.training(action_gradient_strategy="clip"), "action_gradient_strategy='clip'"),
     (lambda c: c.training(initial_params=[0.0]), "initial_params has 1 values"),
-    (lambda c: c.training(reward_scale=0), r"reward_scale=0 must be > 0"),
+    (lambda c: c.training(reward_scale=0), r"reward_scale=0 must be a finite number > 0"),
     (lambda c: c.training(initial_param_weights=[[0.0] * 9] * 2),
      r"initial_param_weights has shape \(2, 9\).*give 3 rows of 9 numbers"),
     (lambda c: setattr(c, "env_config", {}), "env_config=\\{'scale'"),

@@ -59,8 +59,9 @@ def test_training_sets_pg_and_base_knobs():
         (lambda c: c.training(baseline="median"), r"baseline='median'.*'none', 'mean'"),
         (lambda c: c.training(normalize_advantages="yes"), "True or False"),
         (lambda c: c.training(gamma=1.5), r"gamma=1.5 .*training\(gamma=0.99\)"),
-        (lambda c: c.training(lr=0.0), r"lr=0.0 must be > 0"),
-        (lambda c: c.training(train_batch_size_per_learner=0), "must be >= 1"),
+        (lambda c: c.training(lr=0.0), r"lr=0.0 must be a finite number > 0"),
+        (lambda c: c.training(train_batch_size_per_learner=0),
+         r"train_batch_size_per_learner=0 must be an integer >= 1"),
         (lambda c: c.training(num_epochs=4), "num_epochs=4.*importance weights"),
         (
             lambda c: c.env_runners(batch_mode="truncate_episodes"),
@@ -68,7 +69,7 @@ def test_training_sets_pg_and_base_knobs():
         ),
         (lambda c: c.rl_module(model_config={"use_lstm": True}), "use_lstm"),
         (lambda c: c.environment(TupleActionEnv), r"Discrete and 1-D Box.*got Tuple"),
-        (lambda c: c.training(reward_to_go="yes"), r"reward_to_go must be True or False"),
+        (lambda c: c.training(reward_to_go="yes"), r"reward_to_go='yes' must be True or False"),
         (
             lambda c: c.training(baseline="optimal"),
             r"baseline='optimal', normalize_advantages=False",
@@ -81,7 +82,7 @@ def test_training_sets_pg_and_base_knobs():
         ),
         (
             lambda c: c.training(off_policy_reuse=1, is_clip=0.0),
-            r"is_clip=0.0 must be None or a number > 0",
+            r"is_clip=0.0 must be None or a finite number > 0",
         ),
         (lambda c: c.training(is_clip=5.0), r"off_policy_reuse=0; set off_policy_reuse >= 1"),
         (
