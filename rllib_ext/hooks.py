@@ -63,8 +63,9 @@ def zero_past_bounds(grad: torch.Tensor, values: torch.Tensor, low, high) -> tor
 class ActionGradientHook:
     """Post-processes dQ/da for bounded actions; see the module docstring.
 
-    Subclass and override :meth:`__call__` for a custom rule; set ``squashes_outputs`` if the
-    actor must tanh-bound its outputs for the rule to make sense.
+    Subclass and override :meth:`__call__` for a custom rule. With "squash" the module bounds
+    its outputs with tanh (the configs pass ``squash`` in the model config), so the gradient
+    passes unchanged.
     """
 
     def __init__(self, strategy: str = "invert"):
@@ -73,11 +74,6 @@ class ActionGradientHook:
                 f"Unknown action-gradient strategy {strategy!r}; choose one of {STRATEGIES}."
             )
         self.strategy = strategy
-
-    @property
-    def squashes_outputs(self) -> bool:
-        """Whether the actor must bound its outputs with tanh (the "squash" strategy)."""
-        return self.strategy == "squash"
 
     def __call__(self, grad: torch.Tensor, values: torch.Tensor, low, high) -> torch.Tensor:
         if self.strategy == "invert":

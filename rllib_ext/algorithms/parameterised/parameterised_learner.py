@@ -1,22 +1,29 @@
-"""Framework-agnostic learner pieces shared by the parameterised-action algorithms: batch
-keys, the ε schedule, and a Learner that pushes the current ε into every module."""
+"""Framework-agnostic learner pieces shared by the parameterised-action algorithms: batch and
+metric keys, the ε schedule, and a Learner that pushes the current ε into every module."""
 
 from __future__ import annotations
 
 from ray.rllib.core.learner.learner import Learner
 from ray.rllib.utils.annotations import override
-from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
+from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME, NUM_EPISODES_LIFETIME
 
 # Batch columns (besides Columns.OBS / NEXT_OBS / REWARDS / TERMINATEDS).
 ACTION_INDEX = "action_index"  # (B,) int64: the discrete action taken
 ACTION_PARAMS = "action_params"  # (B, P) float32: all K actions' parameters, normalised
-#: Timesteps key the algorithm passes to ``learner_group.update`` for the per-episode schedule.
-NUM_EPISODES_LIFETIME = "num_episodes_lifetime"
 #: Module buffer holding the current exploration rate (synced to env runners with the weights).
 EPSILON_BUFFER = "epsilon"
 
-#: Metric key (per module) of the current exploration rate.
+# Metric keys (per module) every parameterised-action learner logs.
+#: The current exploration rate.
 EPSILON_KEY = "epsilon"
+#: Mean Q-value of the batch's taken actions.
+Q_MEAN_KEY = "q_mean"
+#: Mean TD target.
+TARGET_MEAN_KEY = "td_target_mean"
+#: Norm of dQ/d(params) after the action-gradient strategy.
+ACTION_GRAD_NORM_KEY = "action_grad_norm"
+#: Fraction of the proposed parameters outside [-1, 1].
+PARAMS_OUT_OF_BOUNDS_KEY = "params_out_of_bounds"
 
 #: RLlib normalises Box actions to [-1, 1]; learners (and the action-gradient hook) work there.
 PARAM_LOW, PARAM_HIGH = -1.0, 1.0
@@ -32,8 +39,8 @@ def linear_epsilon(count: float, *, initial: float, final: float, duration: int)
 
 def scheduled_epsilon(config, timesteps: dict) -> float:
     """ε of ``config``'s schedule after the lifetime counts in ``timesteps``
-    (``NUM_EPISODES_LIFETIME`` completed episodes or ``NUM_ENV_STEPS_SAMPLED_LIFETIME``, over
-    all env runners, by ``config.epsilon_decay_unit``)."""
+    (RLlib's ``NUM_EPISODES_LIFETIME`` completed episodes or ``NUM_ENV_STEPS_SAMPLED_LIFETIME``,
+    over all env runners, by ``config.epsilon_decay_unit``)."""
     by_episode = config.epsilon_decay_unit == "episode"
     count = timesteps.get(NUM_EPISODES_LIFETIME if by_episode else
                           NUM_ENV_STEPS_SAMPLED_LIFETIME, 0) or 0

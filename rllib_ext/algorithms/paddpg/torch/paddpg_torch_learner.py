@@ -12,20 +12,19 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.utils.annotations import override
 
 from rllib_ext.algorithms.paddpg.paddpg_learner import (
-    ACTION_GRAD_NORM_KEY,
     ACTION_SCORES,
     ACTOR_LOSS_KEY,
     CRITIC_LOSS_KEY,
-    PARAMS_OUT_OF_BOUNDS_KEY,
-    Q_MEAN_KEY,
     SCORES_OUT_OF_BOUNDS_KEY,
-    TARGET_MEAN_KEY,
-    PADDPGLearner,
 )
 from rllib_ext.algorithms.parameterised.parameterised_learner import (
+    ACTION_GRAD_NORM_KEY,
     ACTION_PARAMS,
     PARAM_HIGH,
     PARAM_LOW,
+    PARAMS_OUT_OF_BOUNDS_KEY,
+    Q_MEAN_KEY,
+    TARGET_MEAN_KEY,
 )
 from rllib_ext.algorithms.parameterised.torch.parameterised_torch_learner import (
     ParameterisedActionTorchLearner,
@@ -37,7 +36,7 @@ from rllib_ext.hooks import ActionGradientHook
 SCORE_LOW, SCORE_HIGH = -1.0, 1.0
 
 
-class PADDPGTorchLearner(PADDPGLearner, ParameterisedActionTorchLearner):
+class PADDPGTorchLearner(ParameterisedActionTorchLearner):
     """Two optimizers per module: ``"critic"`` (``lr_critic``) and ``"actor"`` (``lr_actor``),
     stepped in that order (the reference's ``paddpg.py``: the actor's dQ/da comes from the
     just-updated critic); soft target updates of both after every gradient step. The

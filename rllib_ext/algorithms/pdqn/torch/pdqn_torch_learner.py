@@ -10,28 +10,24 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.utils.annotations import override
 
 from rllib_ext.algorithms.parameterised.parameterised_learner import (
+    ACTION_GRAD_NORM_KEY,
     ACTION_INDEX,
     ACTION_PARAMS,
     PARAM_HIGH,
     PARAM_LOW,
+    PARAMS_OUT_OF_BOUNDS_KEY,
+    Q_MEAN_KEY,
+    TARGET_MEAN_KEY,
 )
 from rllib_ext.algorithms.parameterised.torch.parameterised_torch_learner import (
     ParameterisedActionTorchLearner,
     fraction_out_of_bounds,
 )
-from rllib_ext.algorithms.pdqn.pdqn_learner import (
-    ACTION_GRAD_NORM_KEY,
-    PARAM_LOSS_KEY,
-    PARAMS_OUT_OF_BOUNDS_KEY,
-    Q_LOSS_KEY,
-    Q_MEAN_KEY,
-    TARGET_MEAN_KEY,
-    PDQNLearner,
-)
+from rllib_ext.algorithms.pdqn.pdqn_learner import PARAM_LOSS_KEY, Q_LOSS_KEY
 from rllib_ext.hooks import ActionGradientHook
 
 
-class PDQNTorchLearner(PDQNLearner, ParameterisedActionTorchLearner):
+class PDQNTorchLearner(ParameterisedActionTorchLearner):
     """Two optimizers per module: ``"q"`` (Q-network, ``lr_q``) and ``"param"`` (parameter
     network, ``lr_param``), stepped in that order (the Q step first, then the parameter loss on
     the updated Q-network); soft target updates after every gradient step. The
