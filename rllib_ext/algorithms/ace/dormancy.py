@@ -35,7 +35,7 @@ def gradient_dormancy(
     for layer in layers:
         grad = layer.weight.grad
         if grad is None:
-            masks.append(torch.ones(layer.out_features, dtype=torch.bool))
+            masks.append(torch.ones(layer.out_features, dtype=torch.bool, device="cpu"))
             continue
         norms = grad.norm(dim=1)
         masks.append((norms < threshold * norms.mean()).cpu())

@@ -5,11 +5,22 @@ from __future__ import annotations
 import pytest
 import torch
 from gymnasium import spaces
+from ray.rllib.core.columns import Columns
 
 from rllib_ext import PDQNConfig
 from rllib_ext.algorithms.parameterised.action_layout import layout_from_space
+from rllib_ext.algorithms.parameterised.parameterised_learner import (
+    ACTION_INDEX,
+    PARAM_HIGH,
+    PARAM_LOW,
+)
 from rllib_ext.algorithms.pdqn.torch.default_pdqn_torch_rl_module import QNet
-from rllib_ext.algorithms.pdqn.torch.pdqn_torch_learner import weighted_q
+from rllib_ext.algorithms.pdqn.torch.pdqn_torch_learner import (
+    PDQNTorchLearner,
+    compute_param_loss,
+    weighted_q,
+)
+from rllib_ext.hooks import ActionGradientHook
 
 from ..parameterised.toy_env import ToyHybridEnv
 
@@ -95,3 +106,71 @@ def test_initial_policy_is_bias_plus_weights_times_obs():
     expected = torch.tensor([[0.1 + 0.5, 0.2 - 4.0, 0.3 + 3.0], [0.1 - 0.5, 0.2 - 1.0, 0.3 - 0.5]])
     torch.testing.assert_close(net(obs), expected)
     assert not any(p.requires_grad for p in net.passthrough.parameters())
+
+
+# -- the action-gradient hook in the parameter loss ----------------------------------------------
+
+
+class _SpyHook(ActionGradientHook):
+    """Records what reaches the hook and returns ``scale`` times the inverted gradient."""
+
+    def __init__(self, scale=1.0):
+        super().__init__("invert")
+        self.calls, self.scale = [], scale
+
+    def __call__(self, grad, values, low, high):
+        self.calls.append((grad.clone(), values.clone(), low, high))
+        return self.scale * super().__call__(grad, values, low, high)
+
+
+def _learner(**training):
+    from rllib_ext.envs.wrappers import make
+
+    config = PDQNConfig().environment("rllib_ext/Platform-v0", env_config={"scale": True}) \
+        .training(q_hiddens=[8], param_hiddens=[8], **training)
+    learner = config.build_learner(env=make("rllib_ext/Platform-v0", scale=True))
+    return learner, learner.module["default_policy"].unwrapped()
+
+
+def _batch(n=4):
+    g = torch.Generator().manual_seed(0)
+    return {Columns.OBS: torch.rand(n, 9, generator=g),
+            ACTION_INDEX: torch.tensor([0, 1, 2, 1][:n])}
+
+
+def test_param_loss_passes_dq_dx_through_the_hook():
+    """The hook sees dQ/dx of every parameter at the network's proposals, with the [-1, 1]
+    bounds, and its output (not the raw dQ/dx) drives the parameter network's gradient."""
+    learner, module = _learner()
+    batch = _batch()
+    spy = _SpyHook()
+    loss, _ = compute_param_loss(module, batch, learner.config, spy)
+    ((grad, values, low, high),) = spy.calls
+    assert grad.shape == (4, 3) and (low, high) == (PARAM_LOW, PARAM_HIGH)
+    torch.testing.assert_close(values, module.param_net(batch[Columns.OBS]).detach())
+    x = module.param_net(batch[Columns.OBS])
+    q = weighted_q(module.q_net(batch[Columns.OBS], x), batch[ACTION_INDEX], learner.config)
+    (expected,) = torch.autograd.grad(q.sum(-1).mean(), x)
+    torch.testing.assert_close(grad, expected)
+    # A hook that scales its output by 3 scales the parameter network's gradient by 3.
+    params = [p for p in module.param_net.parameters() if p.requires_grad]
+    base = torch.autograd.grad(loss, params)
+    tripled, _ = compute_param_loss(module, batch, learner.config, _SpyHook(scale=3.0))
+    for g1, g3 in zip(base, torch.autograd.grad(tripled, params), strict=True):
+        torch.testing.assert_close(g3, 3.0 * g1)
+
+
+class _SpyLearner(PDQNTorchLearner):
+    def make_action_gradient_hook(self):
+        return _SpyHook()
+
+
+def test_learner_update_uses_make_action_gradient_hook():
+    """``make_action_gradient_hook`` is the plug-in point: a learner class that overrides it
+    gets its hook called once per gradient step of the parameter network."""
+    learner, module = _learner(learner_class=_SpyLearner)
+    assert isinstance(learner.action_gradient_hook, _SpyHook)
+    stages = dict(learner.update_stages())
+    stages["param"](module, _batch(), learner.config)
+    stages["param"](module, _batch(), learner.config)
+    assert len(learner.action_gradient_hook.calls) == 2

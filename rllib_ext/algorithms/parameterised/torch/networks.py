@@ -53,11 +53,13 @@ def make_passthrough(obs_dim: int, total_params: int, initial_params,
     nn.init.zeros_(layer.weight)
     with torch.no_grad():
         if initial_weights is not None:
-            layer.weight.copy_(torch.as_tensor(initial_weights, dtype=torch.float32))
-        layer.bias.copy_(
-            torch.as_tensor(initial_params, dtype=torch.float32)
-            if initial_params is not None else torch.zeros(total_params)
-        )
+            layer.weight.copy_(torch.as_tensor(initial_weights, dtype=torch.float32,
+                                               device=layer.weight.device))
+        if initial_params is not None:
+            layer.bias.copy_(torch.as_tensor(initial_params, dtype=torch.float32,
+                                             device=layer.bias.device))
+        else:
+            layer.bias.zero_()
     return layer.requires_grad_(False)
 
 

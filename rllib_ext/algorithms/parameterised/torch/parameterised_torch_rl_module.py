@@ -60,7 +60,7 @@ class ParameterisedActionTorchRLModule(TorchRLModule, InferenceOnlyAPI):
 
     def exploring_rows(self, batch_size: int) -> torch.Tensor:
         """(B,) bool: rows that take an exploratory (ε) step."""
-        return torch.rand(batch_size) < self.epsilon
+        return torch.rand(batch_size, device=self.epsilon.device) < self.epsilon
 
     def perturb_parameters(self, params: torch.Tensor, k: torch.Tensor,
                            explore: torch.Tensor) -> torch.Tensor:

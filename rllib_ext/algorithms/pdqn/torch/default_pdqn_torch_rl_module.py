@@ -116,6 +116,7 @@ class DefaultPDQNTorchRLModule(ParameterisedActionTorchRLModule):
             k, params = self.greedy(batch[Columns.OBS])
             # epsilon-greedy over the discrete actions, then parameter noise.
             explore = self.exploring_rows(k.shape[0])
-            k = torch.where(explore, torch.randint(self.layout.num_actions, k.shape), k)
+            random_k = torch.randint(self.layout.num_actions, k.shape, device=k.device)
+            k = torch.where(explore, random_k, k)
             params = self.perturb_parameters(params, k, explore)
         return {Columns.ACTIONS: self.layout.to_env(k, params)}
