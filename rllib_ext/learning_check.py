@@ -46,11 +46,12 @@ def check_experiment(exp: Experiment, *, storage: str | None = None) -> list[Che
     """Runs one trial per seed until the threshold or the step budget; one row per seed."""
     from ray import tune
 
+    from rllib_ext.algorithms.plain_config import plain_config_dict
     from rllib_ext.cli import runner
     from rllib_ext.cli.progress import lookup
 
     crit = exp.criterion
-    space = runner.quiet_config(exp.build_config()).to_dict()
+    space = plain_config_dict(runner.quiet_config(exp.build_config()))
     space["seed"] = tune.grid_search(list(crit.seeds))
 
     def stop(_trial_id, result) -> bool:

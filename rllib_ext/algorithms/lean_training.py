@@ -6,13 +6,16 @@ then take ``updates_per_env_step`` x (new env steps) gradient steps of
 ``train_batch_size_per_learner`` transitions each in one ``learner_group.update`` call (the
 learners cut it, :mod:`rllib_ext.algorithms.chunked_torch_learner`), and sync the weights.
 RLlib's EnvRunners, LearnerGroup (several learners too), metrics, checkpoints, evaluation and
-Tune work unchanged. The algorithm supplies ``self.replay`` and :meth:`store_episodes`.
+Tune work unchanged. The algorithm supplies ``self.replay`` and :meth:`store_episodes`; with
+``store_replay_in_checkpoint`` the replay's contents are part of the algorithm's state
+(checkpoints) under :data:`REPLAY_STATE_KEY`.
 """
 
 from __future__ import annotations
 
-from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+from ray.rllib.utils.annotations import override
+from ray.rllib.utils.checkpoints import Checkpointable
 from ray.rllib.utils.metrics import (
     ALL_MODULES,
     ENV_RUNNER_RESULTS,
@@ -24,8 +27,12 @@ from ray.rllib.utils.metrics import (
     TIMERS,
 )
 
+from rllib_ext.algorithms.sampling import sample_env_runners
+
 #: Metric key of the replay's size.
 REPLAY_SIZE_KEY = "replay_size"
+#: Algorithm-state key of the replay's contents (only with ``store_replay_in_checkpoint``).
+REPLAY_STATE_KEY = "replay"
 
 
 class LeanTrainingStep:
@@ -40,12 +47,10 @@ class LeanTrainingStep:
 
     def sample_into_replay(self) -> int:
         """One synchronous sampling round from the env runners into the replay; returns the
-        number of new env steps."""
+        number of new env steps. Lost env runners raise or are replaced
+        (:func:`~rllib_ext.algorithms.sampling.sample_env_runners`)."""
         with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
-            episodes, env_runner_results = synchronous_parallel_sample(
-                worker_set=self.env_runner_group, concat=True,
-                sample_timeout_s=self.config.sample_timeout_s, _uses_new_env_runners=True,
-                _return_metrics=True)
+            episodes, env_runner_results = sample_env_runners(self)
         self.metrics.aggregate(env_runner_results, key=ENV_RUNNER_RESULTS)
         with self.metrics.log_time((TIMERS, REPLAY_BUFFER_ADD_DATA_TIMER)):
             new_steps = self.store_episodes(episodes)
@@ -56,8 +61,8 @@ class LeanTrainingStep:
         """Gradient steps due for ``new_steps`` sampled steps (``updates_per_env_step``,
         fractions carried over); none before the replay holds
         ``num_steps_sampled_before_learning_starts`` transitions. Counted on the replay, not the
-        lifetime steps: the replay is not checkpointed, so a restored algorithm refills it
-        before learning again."""
+        lifetime steps: unless ``store_replay_in_checkpoint``, the replay is not checkpointed,
+        so a restored algorithm refills it before learning again."""
         cfg = self.config
         if len(self.replay) < cfg.num_steps_sampled_before_learning_starts:
             return 0
@@ -65,6 +70,24 @@ class LeanTrainingStep:
         num_updates = int(self._update_credit)
         self._update_credit -= num_updates
         return num_updates
+
+    @override(Checkpointable)
+    def get_state(self, components=None, *, not_components=None, **kwargs):
+        """The algorithm's state plus, with ``store_replay_in_checkpoint``, the replay's
+        contents (:meth:`~rllib_ext.algorithms.replay.TransitionReplay.get_state`)."""
+        state = super().get_state(components, not_components=not_components, **kwargs)
+        if self.config.store_replay_in_checkpoint and self._check_component(
+                REPLAY_STATE_KEY, components, not_components):
+            state[REPLAY_STATE_KEY] = self.replay.get_state()
+        return state
+
+    @override(Checkpointable)
+    def set_state(self, state) -> None:
+        """Restores the algorithm's state and the replay's contents, if the state has them
+        (a checkpoint saved with ``store_replay_in_checkpoint``)."""
+        super().set_state(state)
+        if REPLAY_STATE_KEY in state:
+            self.replay.set_state(state[REPLAY_STATE_KEY])
 
     def learn_on(self, data: dict, timesteps: dict) -> list[dict]:
         """All rows of ``data`` as one RLlib minibatch: the learners cut it into consecutive

@@ -149,6 +149,46 @@ class TransitionReplay:
         self._max_priority = max(self._max_priority, float(priorities.max()))
         self._tree.set(idx[finite], priorities ** self.alpha)
 
+    def get_state(self) -> dict:
+        """The contents as a picklable dict: the ``size`` filled rows of every column, the
+        write position, the sampling RNG's state and, when prioritised, the rows' priorities
+        (``p_i^alpha``) and the largest priority so far. Costs ``size`` x row bytes."""
+        state = {
+            "capacity": self.capacity,
+            "size": self.size,
+            "next": self._next,
+            "columns": {key: values[: self.size].copy() for key, values in self.columns.items()},
+            "rng": self._rng.bit_generator.state,
+        }
+        if self._tree is not None:
+            leaves = self._tree.sums[self._tree.num_leaves: self._tree.num_leaves + self.size]
+            state.update(priorities=leaves.copy(), max_priority=self._max_priority)
+        return state
+
+    def set_state(self, state: dict) -> None:
+        """Restores what :meth:`get_state` returned, into a replay of the same capacity and
+        columns. Priorities are restored when both replays are prioritised (a uniform
+        replay ignores them; a prioritised one restored from a uniform state gives every
+        row the same priority)."""
+        if state["capacity"] != self.capacity or set(state["columns"]) != set(self.columns):
+            raise ValueError(
+                f"Cannot restore a replay of capacity {state['capacity']} with columns "
+                f"{sorted(state['columns'])} into one of capacity {self.capacity} with columns "
+                f"{sorted(self.columns)}; restore with the config the state was saved with.")
+        size = int(state["size"])
+        for key, values in state["columns"].items():
+            self.columns[key][:size] = values
+        self.size, self._next = size, int(state["next"])
+        self._rng.bit_generator.state = state["rng"]
+        if self._tree is not None:
+            self._tree = SumMinTree(self.capacity)
+            self._max_priority = float(state.get("max_priority", 1.0))
+            priorities = state.get("priorities")
+            if priorities is None:
+                priorities = np.full(size, self._max_priority ** self.alpha)
+            if size:
+                self._tree.set(np.arange(size), priorities)
+
 
 def episode_transitions(episode) -> dict[str, np.ndarray]:
     """The (s, s', r, terminated) columns of every step of an RLlib ``SingleAgentEpisode``

@@ -117,21 +117,26 @@ class Experiment:
     def build_config(self, *, seed: int | None = None, overrides: dict | None = None):
         """A fresh, validated AlgorithmConfig. ``overrides``: section -> kwargs applied last."""
         config = self.algorithm_class().get_default_config()
-        config.environment(_env_class(self.env) or self.env, env_config=dict(self.env_config))
-        for section, kwargs in _merge_sections(self.sections, overrides or {}).items():
-            if section == "callbacks":  # "module:Class" strings name callback classes
-                kwargs = {k: _load_object(k, v) for k, v in kwargs.items()}
-            getattr(config, section)(**kwargs)
-        if seed is not None:
-            config.debugging(seed=seed)
-        _cap_torch_threads(config)
-        if self.evaluation_interval:
-            _append_callback(config, "on_train_result", functools.partial(
-                record_evaluation_score, metric=self.evaluation_metric))
-        try:
+        try:  # RLlib's setters check some values themselves (ValueError too)
+            config.environment(_env_class(self.env) or self.env,
+                               env_config=dict(self.env_config))
+            for section, kwargs in _merge_sections(self.sections, overrides or {}).items():
+                if section == "callbacks":  # "module:Class" strings name callback classes
+                    kwargs = {k: _load_object(k, v) for k, v in kwargs.items()}
+                getattr(config, section)(**kwargs)
+            if seed is not None:
+                config.debugging(seed=seed)
+            _cap_torch_threads(config)
+            if self.evaluation_interval:
+                _append_callback(config, "on_train_result", functools.partial(
+                    record_evaluation_score, metric=self.evaluation_metric))
             config.validate()
+        except ConfigError:
+            raise
         except ValueError as e:
-            raise ConfigError(f"{self.path}: the algorithm config is invalid:\n  {e}") from None
+            # RLlib appends a hint on turning validation off; the message says the fix.
+            message = str(e).split("\nTo suppress all validation errors")[0]
+            raise ConfigError(f"{self.path}: the algorithm config is invalid: {message}") from None
         return config
 
     @property
@@ -149,8 +154,13 @@ class Experiment:
         return EVALUATION_METRIC
 
     def param_space(self, config) -> dict:
-        """``config.to_dict()`` with the file's ``tune.param_space`` turned into Tune objects."""
-        space = config.to_dict()
+        """Tune's ``param_space``: ``config`` as plain data (the values that differ from the
+        algorithm's defaults; see :func:`rllib_ext.algorithms.plain_config.plain_config_dict`),
+        so that ``Tuner.restore`` needs no ``param_space`` to create trials that had not
+        started, with the file's ``tune.param_space`` turned into Tune objects."""
+        from rllib_ext.algorithms.plain_config import plain_config_dict
+
+        space = plain_config_dict(config)
         for key, spec in (self.tune.get("param_space") or {}).items():
             space[key] = _search_space(key, spec)
         return space

@@ -1,7 +1,9 @@
 """``rllib-ext``: train, tune, evaluate, plot and check rllib_ext experiments from YAML files.
 
-Exit codes: 0 success, 1 a run failed or a pass criterion was missed, 2 bad input (config
-file, arguments, paths); bad input prints one message and no traceback.
+Exit codes: 0 success, 1 a run failed, stopped before its stop criteria (``--resume DIR``
+continues it), a pass criterion was missed or Ray could not be started or reached, 2 bad
+input (config file, arguments, paths); bad input and a Ray that cannot start print one
+message and no traceback.
 """
 
 from __future__ import annotations
@@ -42,9 +44,19 @@ def _parser() -> argparse.ArgumentParser:
         "--stop-timesteps", type=int, metavar="N", help="Stop after N env steps (overrides stop)."
     )
 
-    t = sub.add_parser("train", parents=[cluster, storage, budget],
+    resume = argparse.ArgumentParser(add_help=False)
+    resume.add_argument(
+        "--resume", metavar="DIR",
+        help="Continue the run in DIR (tune_runs/<run>, written by the same command) instead "
+             "of starting one: unfinished and failed trials go on from their latest "
+             "checkpoint (from the start if they have none), trials not yet started start, "
+             "all until the run's stop criteria. Takes no CONFIG: the run's copy of it is "
+             "used, with the run's --seed/--num-env-runners/--stop-timesteps/--num-samples.")
+
+    t = sub.add_parser("train", parents=[cluster, storage, budget, resume],
                        help="Train one experiment with progress lines and a final checkpoint.")
-    t.add_argument("config", help="YAML file or short name, e.g. configs/pg/cartpole.yaml")
+    t.add_argument("config", nargs="?",
+                   help="YAML file or short name, e.g. configs/pg/cartpole.yaml")
     t.add_argument("--seed", type=int, help="Random seed (config.debugging(seed=...)).")
     t.add_argument("--num-env-runners", type=int, metavar="N",
                    help="Override config.env_runners(num_env_runners=N).")
@@ -52,9 +64,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="After training, record one greedy episode of the final checkpoint as "
                         "an animated GIF (env must accept render_mode='rgb_array').")
 
-    tu = sub.add_parser("tune", parents=[cluster, storage, budget],
+    tu = sub.add_parser("tune", parents=[cluster, storage, budget, resume],
                         help="Run the config's Tune search space (tune: section).")
-    tu.add_argument("config")
+    tu.add_argument("config", nargs="?")
     tu.add_argument("--num-samples", type=int, metavar="N",
                     help="Samples of the search space (default: tune.num_samples or 1).")
 
@@ -94,18 +106,61 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     quiet_ray()
     from rllib_ext.cli.config_file import ConfigError
+    from rllib_ext.cli.runner import RayStartError
 
     try:
         return COMMANDS[args.command](args)
     except (ConfigError, UsageError) as e:
         print(f"rllib-ext {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except RayStartError as e:
+        print(f"rllib-ext {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_FAILED
 
 
+def _config_argument(args) -> str:
+    """The CONFIG argument of train / tune (required unless --resume)."""
+    if args.config is None:
+        raise UsageError("give a config file (e.g. configs/pg/cartpole.yaml), or --resume DIR "
+                         "to continue a run.")
+    return args.config
+
+
+def _resumed_run(args, command: str, fixed: tuple[str, ...]):
+    """(Experiment, record) of the run ``args.resume`` names, written by ``command``."""
+    from rllib_ext.cli import runner
+    from rllib_ext.cli.config_file import load_experiment
+
+    if args.config is not None:
+        raise UsageError(f"--resume continues the run with its own copy of the config; drop "
+                         f"{args.config!r} (or drop --resume to start a new run).")
+    for name in (*fixed, "storage"):
+        if getattr(args, name) is not None:
+            option = "--" + name.replace("_", "-")
+            raise UsageError(f"{option} cannot change a resumed run (it keeps its own "
+                             f"settings); drop {option}, or start a new run without --resume.")
+    run_dir = Path(args.resume)
+    if not run_dir.is_dir():
+        raise UsageError(f"--resume {args.resume}: no such directory; give a run directory "
+                         "such as tune_runs/<run> printed by `rllib-ext train` or `tune`.")
+    record = runner.read_run_record(run_dir)
+    if record is None:
+        raise UsageError(
+            f"--resume {args.resume}: not a run of `rllib-ext train` or `tune` (no "
+            f"{runner.RUN_RECORD_FILE}); give the run directory itself (tune_runs/<run>, not a "
+            "trial in it), or restore other Tune runs with tune.Tuner.restore(...).")
+    if record.get("command") != command:
+        raise UsageError(f"--resume {args.resume} is a `rllib-ext {record.get('command')}` run; "
+                         f"resume it with `rllib-ext {record.get('command')} --resume "
+                         f"{args.resume}`.")
+    return load_experiment(record["experiment_file"]), record
+
+
 def _cmd_train(args) -> int:
+    from rllib_ext.algorithms.plain_config import plain_config_dict
     from rllib_ext.cli import runner
     from rllib_ext.cli.checkpoints import describe, last_evaluation, pick, run_checkpoints
     from rllib_ext.cli.config_file import ENV_STEPS_KEY, load_experiment
@@ -113,23 +168,41 @@ def _cmd_train(args) -> int:
 
     if args.gif and not args.gif.lower().endswith(".gif"):
         raise UsageError(f"--gif needs a path ending in .gif, got {args.gif!r}.")
-    exp = load_experiment(args.config)
-    overrides = {}
-    if args.num_env_runners is not None:
-        if args.num_env_runners < 0:
-            raise UsageError(f"--num-env-runners must be >= 0, got {args.num_env_runners}.")
-        overrides["env_runners"] = {"num_env_runners": args.num_env_runners}
-    config = runner.quiet_config(exp.build_config(seed=args.seed, overrides=overrides))
-    stop = _stop(exp, args)
-    where = runner.init_ray(args.address)
-    print(f"rllib-ext: training {exp.algorithm} on {exp.env} ({exp.path}) on {where}", flush=True)
-    exp_dir, outcomes = runner.run(exp, param_space=config, stop=stop, storage=args.storage)
+    if args.resume:
+        exp, record = _resumed_run(args, "train", ("seed", "num_env_runners", "stop_timesteps"))
+        config = runner.quiet_config(exp.build_config(seed=record["seed"],
+                                                      overrides=record["overrides"]))
+        where = runner.init_ray(args.address)
+        print(f"rllib-ext: resuming the training of {exp.algorithm} on {exp.env} "
+              f"({args.resume}) on {where}", flush=True)
+        exp_dir, outcomes = runner.resume(exp, args.resume, plain_config_dict(config))
+    else:
+        exp = load_experiment(_config_argument(args))
+        overrides = {}
+        if args.num_env_runners is not None:
+            if args.num_env_runners < 0:
+                raise UsageError(f"--num-env-runners must be >= 0, got {args.num_env_runners}.")
+            overrides["env_runners"] = {"num_env_runners": args.num_env_runners}
+        config = runner.quiet_config(exp.build_config(seed=args.seed, overrides=overrides))
+        stop = _stop(exp, args)
+        where = runner.init_ray(args.address)
+        print(f"rllib-ext: training {exp.algorithm} on {exp.env} ({exp.path}) on {where}",
+              flush=True)
+        exp_dir, outcomes = runner.run(
+            exp, param_space=plain_config_dict(config), stop=stop, storage=args.storage,
+            record={"command": "train", "config": str(exp.path), "seed": args.seed,
+                    "overrides": overrides})
     outcome = outcomes[0]
     if outcome.error:
         print(f"rllib-ext train: the run failed: {outcome.error}", file=sys.stderr)
         print(f"  logs: {outcome.path}", file=sys.stderr)
         return EXIT_FAILED
     m = outcome.metrics
+    if not outcome.finished:
+        print(f"rllib-ext train: stopped at iteration {m.get('training_iteration', 0)} "
+              f"({int(lookup(m, ENV_STEPS_KEY, 0)):,} env steps), before the stop criteria; "
+              f"continue with: rllib-ext train --resume {exp_dir}", file=sys.stderr)
+        return EXIT_FAILED
     value = lookup(m, "env_runners/episode_return_mean")
     shown = f"{value:.2f}" if isinstance(value, (int, float)) else "n/a"
     print(
@@ -178,22 +251,33 @@ def _cmd_tune(args) -> int:
     from rllib_ext.cli import runner
     from rllib_ext.cli.config_file import DEFAULT_METRIC, load_experiment
 
-    exp = load_experiment(args.config)
-    num_samples = args.num_samples or int(exp.tune.get("num_samples", 1))
-    if num_samples < 1:
-        raise UsageError(f"--num-samples must be >= 1, got {num_samples}.")
-    config = runner.quiet_config(exp.build_config())
-    metric = exp.tune.get("metric", DEFAULT_METRIC)
-    where = runner.init_ray(args.address)
-    print(f"rllib-ext: tuning {exp.algorithm} on {exp.env} ({num_samples} sample(s)) on {where}")
-    exp_dir, outcomes = runner.run(
-        exp,
-        param_space=exp.param_space(config),
-        stop=_stop(exp, args),
-        storage=args.storage,
-        num_samples=num_samples,
-        metric=metric,
-    )
+    if args.resume:
+        exp, _ = _resumed_run(args, "tune", ("num_samples", "stop_timesteps"))
+        config = runner.quiet_config(exp.build_config())
+        metric = exp.tune.get("metric", DEFAULT_METRIC)
+        where = runner.init_ray(args.address)
+        print(f"rllib-ext: resuming the tuning of {exp.algorithm} on {exp.env} "
+              f"({args.resume}) on {where}")
+        exp_dir, outcomes = runner.resume(exp, args.resume, exp.param_space(config))
+    else:
+        exp = load_experiment(_config_argument(args))
+        num_samples = args.num_samples or int(exp.tune.get("num_samples", 1))
+        if num_samples < 1:
+            raise UsageError(f"--num-samples must be >= 1, got {num_samples}.")
+        config = runner.quiet_config(exp.build_config())
+        metric = exp.tune.get("metric", DEFAULT_METRIC)
+        where = runner.init_ray(args.address)
+        print(f"rllib-ext: tuning {exp.algorithm} on {exp.env} ({num_samples} sample(s)) on "
+              f"{where}")
+        exp_dir, outcomes = runner.run(
+            exp,
+            param_space=exp.param_space(config),
+            stop=_stop(exp, args),
+            storage=args.storage,
+            num_samples=num_samples,
+            metric=metric,
+            record={"command": "tune", "config": str(exp.path)},
+        )
     from rllib_ext.cli.progress import lookup
 
     values = [lookup(o.metrics, metric) for o in outcomes]
@@ -203,8 +287,13 @@ def _cmd_tune(args) -> int:
     for o, value in zip(outcomes, values, strict=True):
         shown = f"{value:14.2f}" if isinstance(value, (int, float)) else f"{'n/a':>14}"
         mark = "  <- best" if value is not None and value == best else ""
-        print(f"{o.trial_id[:40]:<40} {shown}  {o.error or 'ok'}{mark}")
+        status = o.error or ("ok" if o.finished else "not finished")
+        print(f"{o.trial_id[:40]:<40} {shown}  {status}{mark}")
     print(f"\nresults:     {exp_dir}\ntensorboard: tensorboard --logdir {exp_dir}")
+    if not all(o.finished or o.error for o in outcomes):
+        print(f"rllib-ext tune: stopped before every trial reached the stop criteria; "
+              f"continue with: rllib-ext tune --resume {exp_dir}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_FAILED if any(o.error for o in outcomes) else EXIT_OK
 
 
@@ -232,7 +321,8 @@ def _cmd_evaluate(args) -> int:
         path = Path(chosen.path)
     if args.episodes < 1:
         raise UsageError(f"--episodes must be >= 1, got {args.episodes}.")
-    runner.init_ray(args.address)
+    where = runner.init_ray(args.address)
+    print(f"rllib-ext: evaluating {path} on {where}", flush=True)
     returns, lengths = evaluate_checkpoint(path, num_episodes=args.episodes, gif=args.gif)
     for i, (ret, length) in enumerate(zip(returns, lengths, strict=True)):
         print(f"episode {i:>3}: return {ret:10.3f}  length {length}")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +16,19 @@ from rllib_ext.cli.quiet import RLLIB_LOG_LEVEL
 
 DEFAULT_STORAGE = "tune_runs"
 QUIET_HOOK = "rllib_ext.cli.quiet.quiet_worker"
+#: What ``rllib-ext train`` / ``tune`` record in a run directory so ``--resume`` can rebuild the
+#: run: the command and its arguments (JSON), and a copy of the experiment file.
+RUN_RECORD_FILE = "rllib_ext_run.json"
+EXPERIMENT_COPY_FILE = "experiment.yaml"
+
+
+class RayStartError(Exception):
+    """Ray could not be started or joined (the CLI prints it as one line and exits 1)."""
+
+
+#: Seconds to wait for a TCP connection to ``--address`` before giving up: ray.init itself
+#: retries an address where no cluster listens for many minutes.
+CONNECT_TIMEOUT_S = 5.0
 
 
 def init_ray(address: str | None = None) -> str:
@@ -21,36 +36,75 @@ def init_ray(address: str | None = None) -> str:
 
     On an existing cluster the rllib_ext package is shipped to the workers through the job's
     runtime_env, so nodes need Ray and the dependencies but not rllib_ext itself. Returns a short
-    description of what was started or joined.
+    description of what was started or joined; raises :class:`RayStartError` (one line) when
+    Ray cannot be started or the cluster not reached.
     """
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS")
     if ray.is_initialized():
         description = "the already running Ray session"
-    elif address:
+    elif address and address != "local":
+        _check_reachable(address)
         package_dir = str(Path(rllib_ext.__file__).parent)
-        ray.init(
-            address=address,
-            runtime_env={"py_modules": [package_dir], "worker_process_setup_hook": QUIET_HOOK},
-            logging_level=logging.ERROR,
-        )
+        try:
+            ray.init(
+                address=address,
+                runtime_env={"py_modules": [package_dir],
+                             "worker_process_setup_hook": QUIET_HOOK},
+                logging_level=logging.ERROR,
+            )
+        except Exception as e:
+            raise RayStartError(
+                f"cannot join the Ray cluster at {address}: {_first_line(e)} Check --address "
+                "(or $RAY_ADDRESS), or give neither for an embedded local Ray."
+            ) from e
         description = f"the Ray cluster at {address}"
     else:
         # A private, embedded cluster: no token needed (Ray would otherwise write one to ~/.ray).
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        ray.init(
-            # "local": a new instance even when a `ray start` cluster runs on this machine
-            # (a bare ray.init() would join it).
-            address="local",
-            include_dashboard=False,
-            runtime_env={"worker_process_setup_hook": QUIET_HOOK},
-            logging_level=logging.ERROR,
-        )
-        description = "an embedded local Ray"
+        try:
+            ray.init(
+                # "local": a new instance even when a `ray start` cluster runs on this machine
+                # (a bare ray.init() would join it).
+                address="local",
+                include_dashboard=False,
+                runtime_env={"worker_process_setup_hook": QUIET_HOOK},
+                logging_level=logging.ERROR,
+            )
+        except Exception as e:
+            raise RayStartError(f"cannot start an embedded local Ray: {_first_line(e)}") from e
+        description = (f"an embedded local Ray (a new instance at "
+                       f"{ray.get_runtime_context().gcs_address})")
     # The registry lives in the cluster's GCS: register again on a fresh one.
     rllib_ext.register()
     return description
+
+
+def _check_reachable(address: str) -> None:
+    """Raises :class:`RayStartError` at once when ``address`` is ``HOST:PORT`` (or
+    ``ray://HOST:PORT``) and nothing accepts a connection there within
+    :data:`CONNECT_TIMEOUT_S`; other forms (``auto``) are left to ray.init."""
+    import socket
+
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not (sep and host and port.isdigit()):
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        reason = "timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        raise RayStartError(
+            f"no Ray cluster at {address} ({reason}). Check --address (or $RAY_ADDRESS): the "
+            "head node's HOST:PORT as `ray start --head` prints it, or give neither for an "
+            "embedded local Ray."
+        ) from None
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    text = lines[0].strip() if lines else type(error).__name__
+    return text if text.endswith(".") else text + "."
 
 
 def quiet_config(config):
@@ -67,6 +121,9 @@ class TrialOutcome:
     metrics: dict
     dataframe: object
     error: str | None
+    #: False when the run stopped before this trial reached its stop criteria (interrupted,
+    #: or not started); ``--resume`` continues it.
+    finished: bool = True
 
 
 def checkpoint_config(experiment: Experiment):
@@ -101,21 +158,31 @@ def run(
     name: str | None = None,
     num_samples: int = 1,
     metric: str = DEFAULT_METRIC,
+    record: dict | None = None,
 ) -> tuple[str, list[TrialOutcome]]:
     """Runs a Tune experiment with one progress line per iteration; returns (dir, outcomes).
 
     ``stop`` is a Tune stop dict or callable; ``progress_stop`` the targets the progress line
-    uses for its ETA (default: ``stop`` when it is a dict).
+    uses for its ETA (default: ``stop`` when it is a dict). ``record`` (JSON data: the command
+    and its arguments) is written to the run directory with a copy of the experiment file,
+    for :func:`resume`. Each iteration of a trial is logged once, also after a restore
+    (:mod:`rllib_ext.cli.loggers`).
     """
     from ray import tune
 
+    from rllib_ext.cli.loggers import once_per_iteration_loggers
     from rllib_ext.cli.progress import ProgressPrinter
 
     storage_path = Path(storage or DEFAULT_STORAGE).resolve()
     name = name or f"{experiment.name}_{time.strftime('%Y%m%d-%H%M%S')}"
     if progress_stop is None:
         progress_stop = stop if isinstance(stop, dict) else {}
-    callbacks = [ProgressPrinter(progress_stop, metric)]
+    callbacks = [ProgressPrinter(progress_stop, metric), *once_per_iteration_loggers()]
+    if record is not None:
+        run_dir = storage_path / name
+        run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(experiment.path, run_dir / EXPERIMENT_COPY_FILE)
+        (run_dir / RUN_RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
     tuner = tune.Tuner(
         experiment.algorithm_class(),
         param_space=param_space,
@@ -131,19 +198,63 @@ def run(
             checkpoint_config=checkpoint_config(experiment),
         ),
     )
-    grid = tuner.fit()
-    outcomes = []
-    for result in grid:
-        outcomes.append(
-            TrialOutcome(
-                trial_id=Path(result.path).name,
-                path=result.path,
-                metrics=result.metrics or {},
-                dataframe=result.metrics_dataframe,
-                error=None if result.error is None else _error_message(result.error),
-            )
+    return str(storage_path / name), _outcomes(tuner.fit())
+
+
+def read_run_record(run_dir: str | Path) -> dict | None:
+    """What :func:`run` recorded in ``run_dir`` (``"command"``, ...) plus ``"experiment_file"``
+    (the copy of the experiment file); None if ``run_dir`` holds no such record."""
+    run_dir = Path(run_dir)
+    try:
+        record = json.loads((run_dir / RUN_RECORD_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    record["experiment_file"] = str(run_dir / EXPERIMENT_COPY_FILE)
+    return record
+
+
+def resume(experiment: Experiment, run_dir: str | Path,
+           param_space: dict | None = None) -> tuple[str, list[TrialOutcome]]:
+    """Continues the Tune experiment in ``run_dir`` (``Tuner.restore``): unfinished and errored
+    trials go on from their latest checkpoint (from the start if they have none), trials that
+    had not started start; stop criteria, checkpointing and callbacks are the run's own.
+    ``param_space`` is passed on only when it holds objects that Tune cannot recreate by
+    itself (see :func:`~rllib_ext.algorithms.plain_config.plain_config_dict`): with plain data,
+    changed defaults in the package do not block the restore. Returns (dir, outcomes)."""
+    from ray import tune
+
+    run_dir = Path(run_dir).resolve()
+    tuner = tune.Tuner.restore(
+        str(run_dir), trainable=experiment.algorithm_class(),
+        param_space=param_space if _needs_resolving(param_space) else None,
+        resume_unfinished=True, resume_errored=True)
+    return str(run_dir), _outcomes(tuner.fit())
+
+
+def _needs_resolving(space) -> bool:
+    """True if Tune would swap some value of ``space`` for a placeholder (an object other
+    than a number, string, bool, None or a search space)."""
+    from ray.tune.search.sample import Domain
+
+    if isinstance(space, dict):
+        return any(_needs_resolving(v) for v in space.values())
+    if isinstance(space, (list, tuple)):
+        return any(_needs_resolving(v) for v in space)
+    return not (space is None or isinstance(space, (bool, int, float, str, Domain)))
+
+
+def _outcomes(grid) -> list[TrialOutcome]:
+    return [
+        TrialOutcome(
+            trial_id=Path(result.path).name,
+            path=result.path,
+            metrics=result.metrics or {},
+            dataframe=result.metrics_dataframe,
+            error=None if result.error is None else _error_message(result.error),
+            finished=bool((result.metrics or {}).get("done")),
         )
-    return str(storage_path / name), outcomes
+        for result in grid
+    ]
 
 
 def _error_message(error: BaseException) -> str:

@@ -60,3 +60,34 @@ def test_new_rows_get_the_largest_priority_and_non_finite_errors_are_ignored():
 def test_empty_replay_refuses_to_sample():
     with pytest.raises(ValueError, match="empty"):
         _replay().sample_indices(1)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6])
+def test_state_round_trip_keeps_rows_position_priorities_and_rng(alpha):
+    replay = _replay(capacity=5, alpha=alpha, seed=3)
+    replay.add(x=np.arange(7.0))  # wrapped: rows [5, 6, 2, 3, 4], next write at row 2
+    replay.update_priorities(np.array([0, 3]), np.array([4.0, 0.5]))
+    replay.sample_indices(3)  # the RNG has moved on
+    restored = _replay(capacity=5, alpha=alpha, seed=99)
+    restored.set_state(replay.get_state())
+    assert (len(restored), restored._next) == (5, 2)
+    np.testing.assert_array_equal(restored.columns["x"], [5, 6, 2, 3, 4])
+    if alpha:
+        leaves = slice(replay._tree.num_leaves, replay._tree.num_leaves + 5)
+        np.testing.assert_array_equal(restored._tree.sums[leaves], replay._tree.sums[leaves])
+        assert (restored._tree.total, restored._tree.minimum, restored._max_priority) == (
+            replay._tree.total, replay._tree.minimum, replay._max_priority)
+    for a, b in zip(replay.sample_indices(50, beta=0.4), restored.sample_indices(50, beta=0.4),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    restored.add(x=[7.0])  # writing goes on where it stopped
+    assert restored.columns["x"][2] == 7.0
+
+
+def test_state_of_a_partly_filled_replay_holds_its_rows_only():
+    replay = _replay(capacity=1000)
+    replay.add(x=[1.0, 2.0])
+    state = replay.get_state()
+    assert state["columns"]["x"].shape == (2,)
+    with pytest.raises(ValueError, match="capacity 1000 .* capacity 4"):
+        _replay(capacity=4).set_state(state)

@@ -207,7 +207,8 @@ def test_train_plot_evaluate_on_an_existing_cluster(ray_session, tmp_path, capsy
     assert main(["evaluate", str(exp_dir), "--episodes", "2"]) == 0  # the run: its best
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith(f"checkpoint: {best_path} (")
-    assert lines[1].startswith("episode   0: return") and "over 2 greedy episodes" in lines[-1]
+    assert lines[1] == f"rllib-ext: evaluating {best_path} on the already running Ray session"
+    assert lines[2].startswith("episode   0: return") and "over 2 greedy episodes" in lines[-1]
     assert main(["evaluate", str(exp_dir), "--pick", "last", "--episodes", "1"]) == 0
     assert f"iteration {last_iteration}," in capsys.readouterr().out.splitlines()[0]
     assert main(["evaluate", best_path, "--episodes", "1"]) == 0  # a checkpoint directly

@@ -51,6 +51,8 @@ from rllib_ext.algorithms.ace.causal_state import CausalState, create_causal_wor
 from rllib_ext.algorithms.ace.dormancy import causal_perturb_factor, perturb_factor
 from rllib_ext.algorithms.ace.torch.default_ace_torch_rl_module import Q_NETWORK_KEY, Q_NETWORKS
 from rllib_ext.algorithms.lean_training import LeanTrainingStep
+from rllib_ext.algorithms.non_finite import NonFiniteGuardConfig
+from rllib_ext.algorithms.plain_config import PlainDictConfig
 from rllib_ext.algorithms.replay import (
     IS_WEIGHTS,
     REPLAY_INDEX,
@@ -71,7 +73,7 @@ REPLAY_TYPES = {"PrioritizedEpisodeReplayBuffer": True, "EpisodeReplayBuffer": F
 ACE_ALGORITHM_STATE = "ace"
 
 
-class ACEConfig(KnobChecks, SACConfig):
+class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
     """Configuration of ACE (SAC's settings plus the causal and reset knobs).
 
     .. code-block:: python
@@ -109,6 +111,7 @@ class ACEConfig(KnobChecks, SACConfig):
         self.policy_update_freq = 2
         self.updates_per_env_step = 1.0
         self.q_network = "concat"
+        self.store_replay_in_checkpoint = False
         # Fragments of this many env steps per env runner and iteration step, then their
         # gradient steps in one learner call (SAC's "auto" = 1 step, one update per call).
         self.rollout_fragment_length = 32
@@ -136,6 +139,7 @@ class ACEConfig(KnobChecks, SACConfig):
         policy_update_freq=NotProvided,
         updates_per_env_step=NotProvided,
         q_network=NotProvided,
+        store_replay_in_checkpoint=NotProvided,
         _causal_fit_delay_s=NotProvided,
         **kwargs,
     ) -> ACEConfig:
@@ -185,6 +189,13 @@ class ACEConfig(KnobChecks, SACConfig):
                 concatenated (s, a), as the reference and the SAC paper) or "multi_stream"
                 (RLlib 2.60 SAC's: separate obs and action MLPs joined by fusion layers,
                 several times the compute per update).
+            store_replay_in_checkpoint: True: checkpoints hold the flat replay's contents
+                (its filled rows, write position, priorities and sampling RNG), and a
+                restored algorithm learns on at once instead of refilling the replay to
+                ``num_steps_sampled_before_learning_starts`` first. Disk per checkpoint: up
+                to ``replay_buffer_config["capacity"]`` x 4 bytes x (2 x obs size + action
+                size + 2), plus 8 bytes a row when prioritised (Hopper, 1 000 000 rows:
+                ~0.1 GB). False (default): the replay is not saved.
             _causal_fit_delay_s: Test option: seconds each causal fit sleeps first (emulates
                 a slow fit). 0 in real runs.
             **kwargs: ``SACConfig.training`` arguments (``actor_lr``, ``critic_lr``,
@@ -244,6 +255,7 @@ class ACEConfig(KnobChecks, SACConfig):
             self.check_number("target_entropy", example="auto")
         self.check_bool("twin_q")
         self.check_bool("causal_async")
+        self.check_bool("store_replay_in_checkpoint")
         for name, options in (("reset_strength", RESET_STRENGTHS), ("q_network", Q_NETWORKS),
                               ("reset_scope", RESET_SCOPES), ("causal_backend", BACKENDS),
                               ("causal_weight_transform", TRANSFORMS)):
@@ -350,7 +362,8 @@ class ACE(LeanTrainingStep, SAC):
 
     Attributes:
         replay: The flat transition replay (:class:`~rllib_ext.algorithms.replay.
-            TransitionReplay`), not checkpointed: a restored run refills it before learning.
+            TransitionReplay`), checkpointed only with ``store_replay_in_checkpoint`` (else a
+            restored run refills it before learning).
         causal: ACE's causal state (:class:`~.causal_state.CausalState`: FIFO, weights, fit
             status, the fit in flight), checkpointed.
     """

@@ -16,7 +16,6 @@ NUM_POLICY_UPDATES_KEY = "num_policy_updates"
 NUM_GRADIENT_UPDATES_KEY = "num_gradient_updates"
 ALPHA_LOSS_KEY = "alpha_loss"
 ALPHA_VALUE_KEY = "alpha_value"
-NON_FINITE_GRADIENT_STEPS_KEY = "num_non_finite_gradient_steps"
 
 # Learner-state key (checkpointed by ``ACETorchLearner.get_state``).
 ACE_LEARNER_STATE = "ace"

@@ -16,7 +16,6 @@ import gymnasium as gym
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import (
     ALL_MODULES,
@@ -29,14 +28,17 @@ from ray.rllib.utils.metrics import (
     TIMERS,
 )
 
+from rllib_ext.algorithms.non_finite import NonFiniteGuardConfig
 from rllib_ext.algorithms.pg.advantages import BASELINES, add_advantages_to_episodes
 from rllib_ext.algorithms.pg.importance_sampling import IMPORTANCE_SAMPLING_MODES
+from rllib_ext.algorithms.plain_config import PlainDictConfig
+from rllib_ext.algorithms.sampling import sample_env_runners
 from rllib_ext.algorithms.spaces import probe_env_spaces
 from rllib_ext.algorithms.threads import limit_torch_threads
 from rllib_ext.algorithms.validation import KnobChecks
 
 
-class PGConfig(KnobChecks, AlgorithmConfig):
+class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfig):
     """Configuration for REINFORCE (vanilla policy gradient with reward-to-go and baselines).
 
     .. code-block:: python
@@ -269,12 +271,8 @@ class PG(Algorithm):
     @override(Algorithm)
     def training_step(self) -> None:
         with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
-            episodes, env_runner_results = synchronous_parallel_sample(
-                worker_set=self.env_runner_group,
-                max_env_steps=self.config.total_train_batch_size,
-                sample_timeout_s=self.config.sample_timeout_s,
-                _uses_new_env_runners=True,
-                _return_metrics=True,
+            episodes, env_runner_results = sample_env_runners(
+                self, max_env_steps=self.config.total_train_batch_size
             )
         if not episodes:
             return

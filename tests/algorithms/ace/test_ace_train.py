@@ -30,7 +30,7 @@ def small_env(ray_session):
 def _tiny(*, learn=True, runners=0, **training):
     training = {
         "train_batch_size_per_learner": 16,
-        "num_steps_sampled_before_learning_starts": 32 if learn else 10**9,
+        "num_steps_sampled_before_learning_starts": 32 if learn else 2000,  # = capacity
         "causal_sample_size": 40,
         "causal_update_interval": 10**9,
         "reset_interval": 0,

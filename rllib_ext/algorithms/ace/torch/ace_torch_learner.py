@@ -39,7 +39,6 @@ from rllib_ext.algorithms.ace.ace_learner import (
     DORMANCY_RATIO_KEY,
     LOGP_NEXT_PER_DIM,
     LOGP_PER_DIM,
-    NON_FINITE_GRADIENT_STEPS_KEY,
     NUM_GRADIENT_UPDATES_KEY,
     NUM_POLICY_UPDATES_KEY,
     Q_CURR,
@@ -50,6 +49,7 @@ from rllib_ext.algorithms.chunked_torch_learner import (
     ChunkedUpdateTorchLearner,
     average_over_learners,
 )
+from rllib_ext.algorithms.non_finite import SkipNonFiniteGradients
 from rllib_ext.algorithms.parameterised.torch.networks import polyak_update
 from rllib_ext.algorithms.replay import IS_WEIGHTS, REPLAY_INDEX
 
@@ -141,7 +141,7 @@ def ace_losses(
     return losses, td_error.detach(), metrics
 
 
-class ACETorchLearner(ChunkedUpdateTorchLearner, SACTorchLearner):
+class ACETorchLearner(ChunkedUpdateTorchLearner, SkipNonFiniteGradients, SACTorchLearner):
     """SAC's learner (optimizers "qf", "qf_twin", "policy", "alpha") with ACE's losses.
 
     **One gradient step** (:meth:`_uncompiled_update`): decide once whether this is a policy
@@ -182,7 +182,6 @@ class ACETorchLearner(ChunkedUpdateTorchLearner, SACTorchLearner):
         self._last_reset_update = 0
         self._last_reset_factor = 1.0
         self._priority_updates: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self._num_non_finite_steps = 0
 
     # -- causal weights ---------------------------------------------------------------------
 
@@ -238,7 +237,7 @@ class ACETorchLearner(ChunkedUpdateTorchLearner, SACTorchLearner):
                     self._get_clip_function()(
                         self.filter_param_dict_for_optimizer(grads, optim),
                         grad_clip=config.grad_clip, grad_clip_by=config.grad_clip_by)
-            if self._gradients_usable(module_id, grads):
+            if self.count_non_finite_step(grads.values()):
                 for _, optim in stepping:
                     optim.step()
             if policy_step:
@@ -254,22 +253,6 @@ class ACETorchLearner(ChunkedUpdateTorchLearner, SACTorchLearner):
             self.metrics.log_dict(stats, key=module_id, window=1)
             total_loss[module_id] = total.detach()
         return {}, total_loss, {}
-
-    def _gradients_usable(self, module_id, grads: dict) -> bool:
-        """RLlib's non-finite gradient rule (``TorchLearner.apply_gradients``) with one fused
-        check instead of two per tensor: NaN/inf gradients are zeroed, or with
-        ``torch_skip_nan_gradients`` the step is skipped. Counted in a metric."""
-        tensors = list(grads.values())
-        if torch.isfinite(torch.stack(torch._foreach_norm(tensors))).all():
-            return True
-        self._num_non_finite_steps += 1
-        self.metrics.log_value((module_id, NON_FINITE_GRADIENT_STEPS_KEY),
-                               self._num_non_finite_steps, window=1)
-        if self.config.torch_skip_nan_gradients:
-            return False
-        for t in tensors:
-            t.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
-        return True
 
     def _measure_dormancy(self, module_id, module, config, policy_step: bool) -> None:
         """Gradient dormancy of the policy (on policy steps: the ratio the resets scale by)

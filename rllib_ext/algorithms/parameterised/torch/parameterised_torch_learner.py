@@ -14,6 +14,7 @@ from rllib_ext.algorithms.chunked_torch_learner import (
     ChunkedUpdateTorchLearner,
     average_over_learners,
 )
+from rllib_ext.algorithms.non_finite import SkipNonFiniteGradients
 from rllib_ext.algorithms.parameterised.parameterised_learner import EpsilonScheduleLearner
 from rllib_ext.algorithms.parameterised.torch.networks import polyak_update
 from rllib_ext.hooks import ActionGradientHook
@@ -24,7 +25,8 @@ from rllib_ext.hooks import ActionGradientHook
 Stage = tuple[str, Callable[..., tuple[torch.Tensor, dict]]]
 
 
-class ParameterisedActionTorchLearner(EpsilonScheduleLearner, ChunkedUpdateTorchLearner):
+class ParameterisedActionTorchLearner(EpsilonScheduleLearner, ChunkedUpdateTorchLearner,
+                                      SkipNonFiniteGradients):
     """What P-DQN's and PA-DDPG's torch learners share. Subclasses define:
 
     - :meth:`optimized_networks`: ``[(optimizer name, network, learning rate)]``;
@@ -46,7 +48,8 @@ class ParameterisedActionTorchLearner(EpsilonScheduleLearner, ChunkedUpdateTorch
       ``postprocess_gradients`` → ``apply_gradients``, which cannot express a loss computed
       after another network's step. Here each stage does its own backward, gradient-norm clip
       (RLlib's clip function, per optimizer, ``grad_clip`` / ``grad_clip_by``) and
-      ``apply_gradients`` (RLlib's non-finite handling and optimizer step). With several
+      ``apply_gradients`` (optimizer step; a step with non-finite gradients is skipped and
+      counted, :class:`~rllib_ext.algorithms.non_finite.SkipNonFiniteGradients`). With several
       learners the gradients are averaged over them with one ``all_reduce`` per stage
       (:func:`~rllib_ext.algorithms.chunked_torch_learner.average_over_learners`: the losses
       use the unwrapped networks, so RLlib's DDP wrapper would not sync them).

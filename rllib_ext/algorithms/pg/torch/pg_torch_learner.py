@@ -8,6 +8,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.utils.annotations import override
 
+from rllib_ext.algorithms.non_finite import SkipNonFiniteGradients
 from rllib_ext.algorithms.pg.importance_sampling import (
     importance_coefficients,
     importance_weights,
@@ -39,7 +40,7 @@ from rllib_ext.algorithms.pg.torch.score_gradients import (
 )
 
 
-class PGTorchLearner(PGLearner, TorchLearner):
+class PGTorchLearner(PGLearner, SkipNonFiniteGradients):
     @override(TorchLearner)
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
         self.check_batch(batch)
