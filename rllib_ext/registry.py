@@ -31,6 +31,10 @@ ENVIRONMENTS: dict[str, tuple[str, dict[str, Any]]] = {
     "rllib_ext/Sliding-v0": ("rllib_ext.envs.hybrid:SlidingEnv", {}),
     # Joints to targets; documented per-action-dimension reward influence (ACE diagnostics).
     "rllib_ext/CausalReach-v0": ("rllib_ext.envs.causal_reach:CausalReachEnv", {}),
+    # CartPole-v1 without the velocities (partial observability; recurrent policies).
+    "rllib_ext/CartPoleNoVelocity-v0": (
+        "rllib_ext.envs.partial_observability:CartPoleNoVelocityEnv",
+        {"max_episode_steps": 500, "reward_threshold": 475.0}),
 }
 
 

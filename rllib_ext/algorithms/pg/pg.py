@@ -13,6 +13,7 @@ from collections import deque
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
@@ -30,6 +31,7 @@ from ray.rllib.utils.metrics import (
 
 from rllib_ext.algorithms.non_finite import NonFiniteGuardConfig
 from rllib_ext.algorithms.pg.advantages import BASELINES, add_advantages_to_episodes
+from rllib_ext.algorithms.pg.default_pg_rl_module import VALUE_NETWORK_KEY
 from rllib_ext.algorithms.pg.importance_sampling import IMPORTANCE_SAMPLING_MODES
 from rllib_ext.algorithms.plain_config import PlainDictConfig
 from rllib_ext.algorithms.sampling import sample_env_runners
@@ -74,6 +76,9 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
         self.importance_sampling = "per_decision"
         self.is_clip = None
         self.is_self_normalize = False
+        self.gae_lambda = 1.0
+        self.value_lr = 1e-3
+        self.value_gradient_steps = 5
 
     @override(AlgorithmConfig)
     def training(
@@ -86,6 +91,9 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
         importance_sampling: str | None = NotProvided,
         is_clip: float | None = NotProvided,
         is_self_normalize: bool | None = NotProvided,
+        gae_lambda: float | None = NotProvided,
+        value_lr: float | None = NotProvided,
+        value_gradient_steps: int | None = NotProvided,
         **kwargs,
     ) -> PGConfig:
         """Sets the training-related configuration.
@@ -105,8 +113,14 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
                 learner with torch.func per-step gradients: about one extra forward+backward
                 pass per step (see torch/score_gradients.py); needs
                 ``normalize_advantages=False``. With several learners each estimates b from
-                its own shard of episodes. All baselines use the same batch they correct (a
-                bias of order 1/batch episodes, standard practice).
+                its own shard of episodes. ``"value"``: a learned state-value network V(s_t)
+                (same layer sizes as the policy, no shared weights) fitted to the reward-to-go;
+                state-dependent, so it removes the part of G_t the state explains, the
+                strongest of these when returns depend much on the state (e.g. continuous
+                control); with ``gae_lambda`` < 1 the advantages are GAE. It bootstraps
+                truncated episodes with V(s_T). The batch baselines use the same batch they
+                correct (a bias of order 1/batch episodes, standard practice); the value
+                network's advantages come from its weights before it sees the batch.
             normalize_advantages: Shift and scale the batch's advantages to mean 0 and std 1
                 after the baseline. Makes the step size independent of the reward scale; on
                 by default. Turn off to get the textbook estimator (e.g. for variance studies).
@@ -127,6 +141,15 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
             is_self_normalize: Divide the weights by their batch mean (weighted importance
                 sampling): consistent, slightly biased, robust to huge weights. Requires
                 off_policy_reuse > 0.
+            gae_lambda: lambda of generalised advantage estimation, in [0, 1], with
+                ``baseline="value"``: A_t = sum_l (gamma lambda)^l delta_{t+l}. 1.0 (default)
+                is reward-to-go minus V(s_t) (unbiased); lower trades bias from V's errors for
+                less variance (0.9..0.99 typical; 0 = one-step TD error).
+            value_lr: Adam step size of the value network (``baseline="value"``; 1e-3
+                default, 1e-4..1e-2).
+            value_gradient_steps: Full-batch gradient steps of the value network per
+                iteration, after the policy step (``baseline="value"``; 5 default, 1..50). Its
+                targets are the batch's reward-to-go normalised to mean 0, std 1.
             **kwargs: Any ``AlgorithmConfig.training`` argument. The ones PG reads: ``lr``
                 (Adam step size; 1e-4..1e-2 for small MLPs), ``gamma`` (discount, 0.9..1.0),
                 ``train_batch_size_per_learner`` (env steps per learner per update, rounded up to
@@ -144,6 +167,9 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
             ("importance_sampling", importance_sampling),
             ("is_clip", is_clip),
             ("is_self_normalize", is_self_normalize),
+            ("gae_lambda", gae_lambda),
+            ("value_lr", value_lr),
+            ("value_gradient_steps", value_gradient_steps),
         ):
             if value is not NotProvided:
                 setattr(self, name, value)
@@ -154,7 +180,8 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
     def _model_config_auto_includes(self) -> dict[str, Any]:
         # A state-independent, learned log-std for Box actions (the classic REINFORCE
         # Gaussian); PGCatalog turns it off for non-Box spaces.
-        return super()._model_config_auto_includes | {"free_log_std": True}
+        return super()._model_config_auto_includes | {
+            "free_log_std": True, VALUE_NETWORK_KEY: self.baseline == "value"}
 
     @override(AlgorithmConfig)
     def get_default_rl_module_spec(self) -> RLModuleSpec:
@@ -198,6 +225,7 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
                 "to the reward scale)."
             )
         self._validate_off_policy_reuse()
+        self._validate_value_baseline()
         if self.num_epochs != 1 or self.minibatch_size is not None:
             self._value_error(
                 f"PG takes exactly one gradient step per batch (got num_epochs="
@@ -208,10 +236,18 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
             self._value_error(
                 "PG supports single-agent environments only; remove config.multi_agent(...)."
             )
-        if self.model_config.get("use_lstm") or self.model_config.get("use_attention"):
+        if self.model_config.get("use_attention"):
             self._value_error(
-                "PG's default module is feed-forward; remove use_lstm/use_attention from "
-                "model_config."
+                "PG's default module is feed-forward or LSTM; remove use_attention from "
+                "model_config (use_lstm=True for a recurrent policy)."
+            )
+        if self.model_config.get("use_lstm") and (
+                self.baseline in ("optimal", "value") or self.off_policy_reuse > 0):
+            self._value_error(
+                f"A recurrent policy (use_lstm=True) trains on zero-padded sequences; "
+                f"baseline={self.baseline!r} / off_policy_reuse={self.off_policy_reuse} need "
+                "each step's own state and are not supported with it. Use baseline='mean', "
+                "'time_mean' or 'none' and off_policy_reuse=0."
             )
         if self.env is not None:
             self._validate_action_space(probe_env_spaces(self)[1])
@@ -241,6 +277,30 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
                 "importance_sampling='per_step'."
             )
 
+    def _validate_value_baseline(self) -> None:
+        self.check_number("gae_lambda", low=0, high=1, example=0.95)
+        self.check_learning_rate("value_lr", example=1e-3)
+        self.check_number("value_gradient_steps", low=1, integer=True, example=5)
+        if self.baseline != "value":
+            if self.gae_lambda != 1.0:
+                self._value_error(
+                    f"gae_lambda={self.gae_lambda} needs a learned value function; set "
+                    "config.training(baseline='value', gae_lambda=...) or gae_lambda=1.0.")
+            return
+        if not self.reward_to_go or self.off_policy_reuse > 0:
+            self._value_error(
+                f"baseline='value' fits V to the reward-to-go of fresh data (got reward_to_go="
+                f"{self.reward_to_go}, off_policy_reuse={self.off_policy_reuse}); set "
+                "config.training(reward_to_go=True, off_policy_reuse=0) or another baseline.")
+        if self.env is not None:
+            observation_space = probe_env_spaces(self)[0]
+            if not (isinstance(observation_space, gym.spaces.Box)
+                    and len(observation_space.shape) == 1):
+                self._value_error(
+                    f"baseline='value' needs a 1-D Box observation space, got "
+                    f"{observation_space}; flatten it (gymnasium.wrappers.FlattenObservation) "
+                    "or use baseline='mean'.")
+
     def _validate_action_space(self, action_space: gym.Space) -> None:
         supported = isinstance(action_space, gym.spaces.Discrete) or (
             isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1
@@ -267,6 +327,19 @@ class PG(Algorithm):
         # The last off_policy_reuse batches (lists of complete episodes), newest first. Each
         # episode keeps the behaviour log-probs its env runner recorded (Columns.ACTION_LOGP).
         self._past_batches: deque[list] = deque(maxlen=self.config.off_policy_reuse)
+
+    def _value_predictions(self, episodes) -> list[np.ndarray] | None:
+        """``baseline="value"``: the value network's outputs at every observation of every
+        episode (T+1 each: the last bootstraps a truncated episode), from the first learner
+        (all hold the same weights); None for the other baselines."""
+        if self.config.baseline != "value":
+            return None
+        observations = [np.asarray(episode.get_observations(), np.float32)
+                        for episode in episodes]
+        values = next(iter(self.learner_group.foreach_learner(
+            lambda learner, obs=np.concatenate(observations): learner.value_predictions(obs))))
+        values = values.get() if hasattr(values, "get") else values
+        return np.split(values, np.cumsum([len(o) for o in observations])[:-1])
 
     @override(Algorithm)
     def training_step(self) -> None:
@@ -296,6 +369,8 @@ class PG(Algorithm):
             normalize=self.config.normalize_advantages,
             reward_to_go=self.config.reward_to_go,
             ages=ages,
+            normalized_values=self._value_predictions(batch),
+            gae_lambda=self.config.gae_lambda,
         )
 
         with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):

@@ -18,6 +18,9 @@ ADVANTAGE_SCALE = "advantage_scale"
 TRAJECTORY_ID = "trajectory_id"
 # Training iterations since the step was sampled (0: fresh, from the current policy).
 DATA_AGE = "data_age"
+# baseline="value": the value network's regression target, the bootstrapped reward-to-go in
+# the batch's normalised units (advantages.normalization_stats).
+VALUE_TARGETS = Columns.VALUE_TARGETS
 
 # Metric keys (reported per module under ``learners/<module_id>/``).
 POLICY_LOSS_KEY = "policy_loss"
@@ -39,6 +42,10 @@ IS_EFFECTIVE_SAMPLE_SIZE_KEY = "is_effective_sample_size"
 FRESH_RATIO_MAX_DEVIATION_KEY = "is_fresh_ratio_max_deviation"
 # Optimal baseline: mean and spread of the per-parameter b_k over the module's parameters.
 OPTIMAL_BASELINE_STD_KEY = "optimal_baseline_std"
+# Value baseline: the value network's MSE on its (normalised) targets after its last step of
+# the iteration, and the explained variance 1 - Var(target - V) / Var(target) before them.
+VALUE_LOSS_KEY = "value_loss"
+VALUE_EXPLAINED_VARIANCE_KEY = "value_explained_variance"
 
 
 class PGLearner(Learner):

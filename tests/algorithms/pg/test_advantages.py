@@ -12,6 +12,8 @@ from rllib_ext.algorithms.pg.advantages import (
     compute_advantages,
     compute_baselines,
     discounted_reward_to_go,
+    generalized_advantages,
+    normalization_stats,
 )
 from rllib_ext.algorithms.pg.pg_learner import (
     ADVANTAGE_SCALE,
@@ -20,6 +22,7 @@ from rllib_ext.algorithms.pg.pg_learner import (
     DATA_AGE,
     RETURNS_TO_GO,
     TRAJECTORY_ID,
+    VALUE_TARGETS,
 )
 
 
@@ -138,3 +141,64 @@ def test_episode_columns_truncated_and_with_lookback():
     np.testing.assert_array_equal(cut.get_extra_model_outputs(ADVANTAGE_SCALE), [1.0, 1.0])
     # Slicing the episode (what LearnerGroup sharding does) keeps the columns aligned.
     np.testing.assert_allclose(done[1:].get_extra_model_outputs(RETURNS_TO_GO), [1.99, 1.0])
+
+
+# -- the learned value baseline and GAE ---------------------------------------------------------
+
+
+def test_gae_by_hand_bootstraps_truncated_not_terminated_episodes():
+    """Two episodes, gamma 0.9, lambda 0.8. Episode A is truncated after rewards [1, 2] with
+    V(s_0..s_2) = 0.5, 1.0, 2.0: delta_0 = 1 + .9 * 1 - .5 = 1.4, delta_1 = 2 + .9 * 2 - 1 = 2.8,
+    A_1 = 2.8, A_0 = 1.4 + .72 * 2.8 = 3.416; targets G_1 = 2 + .9 * 2 = 3.8,
+    G_0 = 1 + .9 * 2 + .81 * 2 = 4.42. Episode B terminates after reward 3 with V(s_0) = 1 and
+    V(s_1) = 5, which must be ignored: A_0 = 3 - 1 = 2, G_0 = 3."""
+    a, g = generalized_advantages([1.0, 2.0], [0.5, 1.0], 2.0, gamma=0.9, lam=0.8)
+    np.testing.assert_allclose(a, [3.416, 2.8])
+    np.testing.assert_allclose(g, [4.42, 3.8])
+    # Through the episode columns, from normalised network outputs (MC reward-to-go stats:
+    # [2.8, 2, 3] -> mean 2.6, std sqrt(0.56 / 3)).
+    mean, std = 2.6, float(np.sqrt(0.56 / 3))
+    assert normalization_stats([np.array([2.8, 2.0]), np.array([3.0])]) == pytest.approx(
+        (mean, std))
+    episodes = [_episode([1.0, 2.0], truncated=True), _episode([3.0], terminated=True)]
+    values = [np.array([0.5, 1.0, 2.0]), np.array([1.0, 5.0])]
+    add_advantages_to_episodes(
+        episodes, gamma=0.9, baseline="value", normalize=False, gae_lambda=0.8,
+        normalized_values=[(v - mean) / std for v in values])
+    column = lambda ep, key: ep.get_extra_model_outputs(key)  # noqa: E731
+    np.testing.assert_allclose(column(episodes[0], ADVANTAGES), [3.416, 2.8], rtol=1e-5)
+    np.testing.assert_allclose(column(episodes[1], ADVANTAGES), [2.0], rtol=1e-5)
+    np.testing.assert_allclose(column(episodes[0], RETURNS_TO_GO), [4.42, 3.8], rtol=1e-5)
+    np.testing.assert_allclose(column(episodes[1], RETURNS_TO_GO), [3.0], rtol=1e-5)
+    np.testing.assert_allclose(column(episodes[0], VALUE_TARGETS),
+                               (np.array([4.42, 3.8]) - mean) / std, rtol=1e-5)
+    # The recorded baseline is G - A (V(s_t) only at lambda = 1).
+    np.testing.assert_allclose(column(episodes[0], BASELINE), [4.42 - 3.416, 1.0], rtol=1e-5)
+
+
+def test_gae_lambda_one_is_reward_to_go_minus_value_and_zero_is_td_error():
+    rng = np.random.default_rng(0)
+    r, v, boot = rng.normal(size=6), rng.normal(size=6), 0.7
+    a1, g = generalized_advantages(r, v, boot, gamma=0.95, lam=1.0)
+    np.testing.assert_allclose(a1, g - v)
+    a0, _ = generalized_advantages(r, v, boot, gamma=0.95, lam=0.0)
+    np.testing.assert_allclose(a0, r + 0.95 * np.append(v[1:], boot) - v)
+
+
+@pytest.mark.parametrize("value", [-3.0, 0.0, 0.4, 10.0])
+def test_value_baseline_keeps_the_bandit_gradient_unbiased(value):
+    """One-step bandit, softmax policy pi = softmax(theta), rewards r = [1, 3]: the exact
+    expected score-function gradient sum_a pi(a) grad log pi(a) A(a), with A from the value
+    path (terminated one-step episodes: A = r - V(s)), equals grad E[r] = pi (r - pi.r) for
+    any V(s) (the baseline does not depend on the action)."""
+    theta = np.array([0.3, -0.2])
+    pi = np.exp(theta) / np.exp(theta).sum()
+    r = np.array([1.0, 3.0])
+    expected = pi * (r - pi @ r)
+    gradient = np.zeros(2)
+    for a in range(2):
+        adv, _, _, _ = compute_advantages([[r[a]]], gamma=1.0, baseline="value", normalize=False,
+                                          values=[np.array([value])], bootstrap_values=[0.0])
+        grad_log_pi = np.eye(2)[a] - pi
+        gradient += pi[a] * grad_log_pi * adv[0][0]
+    np.testing.assert_allclose(gradient, expected)

@@ -21,6 +21,8 @@ from rllib_ext.algorithms.pg.pg_learner import (
     MEAN_BASELINE_KEY,
     OPTIMAL_BASELINE_STD_KEY,
     POLICY_LOSS_KEY,
+    VALUE_EXPLAINED_VARIANCE_KEY,
+    VALUE_LOSS_KEY,
 )
 
 TINY = {"fcnet_hiddens": [16]}
@@ -94,8 +96,11 @@ def test_one_iteration_reports_pg_metrics(ray_session):
             "is_clip": 5.0,
             "is_self_normalize": True,
         },
+        {"baseline": "value", "value_lr": 0.01},
+        {"baseline": "value", "gae_lambda": 0.5},
     ],
-    ids=["mean", "optimal", "reuse-per_decision", "optimal-reuse-trajectory-clip-sn"],
+    ids=["mean", "optimal", "reuse-per_decision", "optimal-reuse-trajectory-clip-sn", "value",
+         "value-gae"],
 )
 def test_estimators_learn_the_better_arm(ray_session, training):
     config = (
@@ -267,3 +272,37 @@ def test_other_baselines_train(ray_session, baseline):
         assert learner[MEAN_ADVANTAGE_KEY] == pytest.approx(learner["mean_return_to_go"])
     else:
         assert learner["mean_baseline"] > 0
+
+
+def test_value_network_fits_the_returns_and_stays_on_the_learners(ray_session):
+    """CartPole's reward-to-go depends on the state (time left before falling): the value
+    network's explained variance grows over iterations; the env runners get the policy only."""
+    algo = _cartpole(baseline="value", gae_lambda=0.95, value_lr=5e-3,
+                     value_gradient_steps=20).training(train_batch_size_per_learner=500).build_algo()
+    try:
+        explained = []
+        for _ in range(6):
+            learner = algo.train()["learners"]["default_policy"]
+            explained.append(learner[VALUE_EXPLAINED_VARIANCE_KEY])
+            assert np.isfinite(learner[VALUE_LOSS_KEY])
+        learner_state = algo.learner_group.get_weights()["default_policy"]
+        runner_state = algo.env_runner_group.local_env_runner.module.get_state()
+    finally:
+        algo.stop()
+    assert max(explained[3:]) > 0.2 > explained[0], explained
+    assert any(k.startswith("vf.") for k in learner_state)
+    assert not any(k.startswith(("vf.", "value_encoder.")) for k in runner_state)
+
+
+def test_value_baseline_with_two_learners_keeps_them_identical(ray_session):
+    algo = (_cartpole(baseline="value", gae_lambda=0.9).training(train_batch_size_per_learner=100)
+            .learners(num_learners=2, num_cpus_per_learner=0.5).build_algo())
+    try:
+        algo.train()
+        states = [w.get()["rl_module"]["default_policy"] for w in algo.learner_group
+                  .foreach_learner(lambda learner: learner.get_state(components="rl_module"))]
+    finally:
+        algo.stop()
+    assert any(k.startswith("vf.") for k in states[0])
+    for k, v in states[0].items():  # the value steps' gradients are averaged too
+        np.testing.assert_array_equal(np.asarray(v), np.asarray(states[1][k]))

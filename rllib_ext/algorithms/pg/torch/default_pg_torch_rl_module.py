@@ -6,6 +6,7 @@ from typing import Any
 
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.models.base import ENCODER_OUT
+from ray.rllib.core.rl_module.apis import ValueFunctionAPI
 from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 from ray.rllib.utils.annotations import override
@@ -23,5 +24,16 @@ class DefaultPGTorchRLModule(TorchRLModule, DefaultPGRLModule):
     def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         # Same pass for inference, exploration and training: RLlib's GetActions connector samples
         # (explore) or takes the mode (inference) of the distribution built from these inputs.
-        embeddings = self.encoder(batch)[ENCODER_OUT]
-        return {Columns.ACTION_DIST_INPUTS: self.pi(embeddings)}
+        # With an LSTM encoder the batch is [B, T, ...] with Columns.STATE_IN, and the new
+        # state goes back to the env runner (sampling) or is ignored (training).
+        encoder_outs = self.encoder(batch)
+        out = {Columns.ACTION_DIST_INPUTS: self.pi(encoder_outs[ENCODER_OUT])}
+        if Columns.STATE_OUT in encoder_outs:
+            out[Columns.STATE_OUT] = encoder_outs[Columns.STATE_OUT]
+        return out
+
+    @override(ValueFunctionAPI)
+    def compute_values(self, batch: dict[str, Any], embeddings: Any = None):
+        """V(s) in the batch's normalised return units (see ``advantages.normalization_stats``),
+        from the value network's own encoder (``embeddings`` are ignored: no shared layers)."""
+        return self.vf(self.value_encoder(batch)[ENCODER_OUT]).squeeze(-1)

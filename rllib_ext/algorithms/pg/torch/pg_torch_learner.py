@@ -1,13 +1,17 @@
-"""Torch REINFORCE loss, with optional importance-weighted reuse and the optimal baseline."""
+"""Torch REINFORCE loss, with optional importance-weighted reuse, the optimal baseline and the
+learned value baseline's regression."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
+from ray.rllib.core.rl_module.rl_module import DEFAULT_MODULE_ID
 from ray.rllib.utils.annotations import override
 
+from rllib_ext.algorithms.chunked_torch_learner import average_over_learners
 from rllib_ext.algorithms.non_finite import SkipNonFiniteGradients
 from rllib_ext.algorithms.pg.importance_sampling import (
     importance_coefficients,
@@ -32,6 +36,9 @@ from rllib_ext.algorithms.pg.pg_learner import (
     POLICY_LOSS_KEY,
     RETURNS_TO_GO,
     TRAJECTORY_ID,
+    VALUE_EXPLAINED_VARIANCE_KEY,
+    VALUE_LOSS_KEY,
+    VALUE_TARGETS,
     PGLearner,
 )
 from rllib_ext.algorithms.pg.torch.score_gradients import (
@@ -39,8 +46,83 @@ from rllib_ext.algorithms.pg.torch.score_gradients import (
     per_trajectory_score_sums,
 )
 
+#: Name of the value network's optimizer (``baseline="value"``); the policy keeps RLlib's
+#: default optimizer.
+VALUE_OPTIMIZER = "value"
+
 
 class PGTorchLearner(PGLearner, SkipNonFiniteGradients):
+    """REINFORCE's policy step through RLlib's standard update (one gradient step per batch).
+
+    With ``baseline="value"`` the module also holds a value network with its own optimizer
+    (``value_lr``), regressed on the batch's normalised reward-to-go (VALUE_TARGETS) for
+    ``value_gradient_steps`` full-batch steps: the first in the policy's update (summed loss,
+    disjoint parameters), the others after it, their gradients averaged over the learners. The
+    advantages of that batch were computed on the driver from the value network *before* these
+    steps (:meth:`value_predictions`).
+    """
+
+    @override(TorchLearner)
+    def configure_optimizers_for_module(self, module_id, config=None) -> None:
+        if config.baseline != "value":
+            return super().configure_optimizers_for_module(module_id, config)
+        module = self.module[module_id].unwrapped()
+        policy = [*module.encoder.parameters(), *module.pi.parameters()]
+        value = [*module.value_encoder.parameters(), *module.vf.parameters()]
+        self.register_optimizer(module_id=module_id, optimizer=torch.optim.Adam(policy),
+                                params=policy, lr_or_lr_schedule=config.lr)
+        self.register_optimizer(module_id=module_id, optimizer_name=VALUE_OPTIMIZER,
+                                optimizer=torch.optim.Adam(value), params=value,
+                                lr_or_lr_schedule=config.value_lr)
+
+    @torch.no_grad()
+    def value_predictions(self, obs: np.ndarray, module_id=DEFAULT_MODULE_ID) -> np.ndarray:
+        """The value network's outputs (normalised units) at ``obs``, for the driver's
+        advantages."""
+        module = self.module[module_id].unwrapped()
+        values = module.compute_values(
+            {Columns.OBS: torch.as_tensor(obs, dtype=torch.float32, device=self._device)})
+        return values.cpu().numpy()
+
+    @override(TorchLearner)
+    def _update(self, batch):
+        out = super()._update(batch)
+        for module_id, module_batch in batch.items():
+            if VALUE_TARGETS in module_batch:
+                self._fit_value_network(module_id, module_batch)
+        return out
+
+    @staticmethod
+    def _value_loss(module, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean (V_phi(s_t) - y_t)^2, explained variance 1 - Var(y - V) / Var(y)), y_t the
+        normalised (bootstrapped) reward-to-go: the baseline regression of the policy-gradient
+        notes."""
+        targets = batch[VALUE_TARGETS]
+        values = module.compute_values(batch)
+        residual = (targets - values).detach()
+        explained = 1.0 - residual.var() / targets.var().clamp_min(1e-8)
+        return F.mse_loss(values, targets), explained
+
+    def _fit_value_network(self, module_id, batch) -> None:
+        """The value network's remaining ``value_gradient_steps - 1`` full-batch steps."""
+        config = self.config.get_config_for_module(module_id)
+        module = self.module[module_id].unwrapped()
+        optimizer = self.get_optimizer(module_id, VALUE_OPTIMIZER)
+        params = self.filter_param_dict_for_optimizer(self._params, optimizer)
+        for _ in range(config.value_gradient_steps - 1):
+            optimizer.zero_grad(set_to_none=True)
+            loss, _ = self._value_loss(module, batch)
+            loss.backward()
+            grads = {pid: p.grad for pid, p in params.items() if p.grad is not None}
+            average_over_learners(grads)
+            if config.grad_clip:
+                self._get_clip_function()(grads, grad_clip=config.grad_clip,
+                                          grad_clip_by=config.grad_clip_by)
+            if self.count_non_finite_step(grads.values()):
+                optimizer.step()
+        with torch.no_grad():
+            loss, _ = self._value_loss(module, batch)
+        self.metrics.log_value((module_id, VALUE_LOSS_KEY), loss, window=1)
     @override(TorchLearner)
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
         self.check_batch(batch)
@@ -52,6 +134,11 @@ class PGTorchLearner(PGLearner, SkipNonFiniteGradients):
         # The advantage is data, computed on the driver from rewards: no gradient flows into it.
         advantages = batch[ADVANTAGES]
         metrics = {}
+        # A recurrent policy trains on [B, T] sequences zero-padded to max_seq_len: the means
+        # run over the real steps only (RLlib's loss mask), so padding neither adds terms nor
+        # dilutes the average.
+        mask = batch.get(Columns.LOSS_MASK)
+        mean = torch.mean if mask is None else (lambda t: t[mask].mean())  # noqa: E731
 
         off_policy = config.off_policy_reuse > 0
         if off_policy or config.baseline == "optimal":
@@ -69,9 +156,15 @@ class PGTorchLearner(PGLearner, SkipNonFiniteGradients):
         # reusing old data, see importance_sampling.py):
         #   grad J(theta) ~= 1/N sum_t grad log pi_theta(a_t|s_t) * c_t,  c_t = w_t (G_t - b_t).
         # Minimising the surrogate -mean(log_pi * c) performs gradient *ascent* on J, hence the
-        # sign flip. The mean runs over every time step of the batch.
-        policy_loss = -torch.mean(log_pi * coefficients)
+        # sign flip. The mean runs over every (real) time step of the batch.
+        policy_loss = -mean(log_pi * coefficients)
         total_loss = policy_loss
+        if VALUE_TARGETS in batch:
+            # The value network's first regression step rides along (its own optimizer and
+            # parameters): with several learners DDP then averages every parameter's gradient
+            # in this backward; a bucket holding parameters without one would never be reduced.
+            value_loss, metrics[VALUE_EXPLAINED_VARIANCE_KEY] = self._value_loss(module, batch)
+            total_loss = total_loss + value_loss
 
         if config.baseline == "optimal":
             correction, b = self._optimal_baseline_correction(
@@ -85,15 +178,15 @@ class PGTorchLearner(PGLearner, SkipNonFiniteGradients):
             metrics[MEAN_BASELINE_KEY] = b.mean()
             metrics[OPTIMAL_BASELINE_STD_KEY] = b.std()
         else:
-            metrics[MEAN_BASELINE_KEY] = batch[BASELINE].mean()
+            metrics[MEAN_BASELINE_KEY] = mean(batch[BASELINE])
 
         self.metrics.log_dict(
             {
                 POLICY_LOSS_KEY: policy_loss.detach(),
-                MEAN_ADVANTAGE_KEY: advantages.mean(),
-                MEAN_RETURN_TO_GO_KEY: batch[RETURNS_TO_GO].mean(),
+                MEAN_ADVANTAGE_KEY: mean(advantages),
+                MEAN_RETURN_TO_GO_KEY: mean(batch[RETURNS_TO_GO]),
                 # Reported only; REINFORCE has no entropy bonus.
-                ENTROPY_KEY: dist.entropy().mean().detach(),
+                ENTROPY_KEY: mean(dist.entropy()).detach(),
                 **metrics,
             },
             key=module_id,
