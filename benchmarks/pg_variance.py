@@ -9,6 +9,8 @@ gradient estimate 1/N sum_t grad log pi(a_t|s_t) (G_t - b) of each estimator:
     rtg+mean     G_t - batch mean of G           (PGConfig baseline="mean")
     rtg+time     G_t - batch mean of G at step t (baseline="time_mean")
     rtg+optimal  G_t - b_k, per-parameter variance-optimal b (baseline="optimal")
+    rtg+value    G_t - V(s_t), the snapshot's learned value network (baseline="value")
+    gae0.95      GAE(lambda=0.95) on the same V (baseline="value", gae_lambda=0.95)
     */loo        the same two baselines estimated leave-one-out (episode i's baseline from
                  the other episodes only): exactly unbiased, for comparison, not a PG option
 
@@ -40,14 +42,16 @@ MODEL = {"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh"}
 
 
 def snapshot(iterations: int, seed: int):
-    """A PG algorithm trained for ``iterations`` steps (rtg + mean baseline, as configs/pg)."""
+    """A PG algorithm trained for ``iterations`` steps (rtg + the learned value baseline, so the
+    snapshot has a fitted value network for the value rows)."""
     from rllib_ext import PGConfig
 
     config = (
         PGConfig()
         .environment("CartPole-v1")
         .env_runners(num_env_runners=0, num_envs_per_env_runner=8)
-        .training(lr=0.005, train_batch_size_per_learner=2000)
+        .training(lr=0.005, train_batch_size_per_learner=2000, baseline="value",
+                  value_lr=5e-3, value_gradient_steps=20)
         .rl_module(model_config=MODEL)
         .debugging(seed=seed, log_level="ERROR")
     )
@@ -62,7 +66,11 @@ def batch_gradients(module, episodes, gamma: float) -> tuple[dict[str, np.ndarra
     import torch
     from ray.rllib.core.columns import Columns
 
-    from rllib_ext.algorithms.pg.advantages import compute_advantages
+    from rllib_ext.algorithms.pg.advantages import (
+        compute_advantages,
+        discounted_reward_to_go,
+        normalization_stats,
+    )
     from rllib_ext.algorithms.pg.torch.score_gradients import (
         optimal_baseline,
         per_trajectory_score_sums,
@@ -79,12 +87,25 @@ def batch_gradients(module, episodes, gamma: float) -> tuple[dict[str, np.ndarra
         adv, _, _, _ = compute_advantages(rewards, gamma=gamma, normalize=False, **kwargs)
         return torch.as_tensor(np.concatenate(adv), dtype=torch.float32)
 
+    # The value network at every observation (T + 1 per episode), in reward units as PG maps
+    # them (the batch's reward-to-go statistics); the last one bootstraps truncated episodes.
+    with torch.no_grad():
+        normalized = module.compute_values({Columns.OBS: torch.as_tensor(np.concatenate(
+            [ep.get_observations() for ep in episodes]))}).double().numpy()
+    mean, std = normalization_stats([discounted_reward_to_go(r, gamma) for r in rewards])
+    values = np.split(normalized * std + mean, np.cumsum([len(r) + 1 for r in rewards])[:-1])
+    value_kwargs = {"baseline": "value", "values": [v[:-1] for v in values],
+                    "bootstrap_values": [v[-1] if ep.is_truncated else 0.0
+                                         for v, ep in zip(values, episodes, strict=True)]}
+
     weights = {
         "g": torch.ones(n),
         "none": coefficients(baseline="none", reward_to_go=False),
         "rtg": coefficients(baseline="none"),
         "rtg+mean": coefficients(baseline="mean"),
         "rtg+time": coefficients(baseline="time_mean"),
+        "rtg+value": coefficients(**value_kwargs),
+        "gae0.95": coefficients(**value_kwargs, gae_lambda=0.95),
     }
     # Cost reference: the plain surrogate's forward + backward pass on the same batch.
     start = time.perf_counter()
@@ -108,11 +129,12 @@ def batch_gradients(module, episodes, gamma: float) -> tuple[dict[str, np.ndarra
     steps = torch.as_tensor(lengths, dtype=torch.float32)
     mean_loo = (rtg_sums.sum() - rtg_sums) / (n - steps)
 
-    names = ("none", "rtg", "rtg+mean", "rtg+time", "rtg+optimal", "rtg+mean/loo", "rtg+opt/loo")
+    names = ("none", "rtg", "rtg+mean", "rtg+time", "rtg+optimal", "rtg+mean/loo", "rtg+opt/loo",
+             "rtg+value", "gae0.95")
     flat = {name: [] for name in names}
     for pname in sums["g"]:
         g = sums["g"][pname]
-        for name in ("none", "rtg", "rtg+mean", "rtg+time"):
+        for name in ("none", "rtg", "rtg+mean", "rtg+time", "rtg+value", "gae0.95"):
             flat[name].append(sums[name][pname].sum(0) / n)
         h = sums["rtg"][pname]
         b = optimal_baseline(g, h)
@@ -134,6 +156,10 @@ def variance_table(batches: int, episodes_per_batch: int, snapshot_iterations: i
         # training module with the same weights, as the learner has.
         module = algo.config.get_rl_module_spec(env=gym.make("CartPole-v1")).build()
         module.set_state(algo.learner_group.get_weights()["default_policy"])
+        # Score gradients are the policy's: the value network only supplies V(s) (frozen, so
+        # the per-trajectory gradients and the parameter count leave it out).
+        for p in [*module.value_encoder.parameters(), *module.vf.parameters()]:
+            p.requires_grad_(False)
         grads, plain, extra, steps = [], [], [], 0
         for _ in range(batches):
             episodes = runner.sample(num_episodes=episodes_per_batch, explore=True)
