@@ -6,6 +6,8 @@ from pathlib import Path
 
 import gymnasium as gym
 
+from rllib_ext.user_envs import register_env_of_config
+
 
 class GifRecorder(gym.Wrapper):
     """Collects RGB frames of the first episode and writes them as a GIF when it ends.
@@ -54,6 +56,7 @@ def evaluate_checkpoint(path: str | Path, *, num_episodes: int = 10, explore: bo
     from ray.rllib.algorithms.algorithm import Algorithm
     from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 
+    register_env_of_config(checkpoint_env(path))  # an entry point: registered in this process
     algo = Algorithm.from_checkpoint(str(Path(path).resolve()))
     try:
         config = algo.config.copy(copy_frozen=False)
@@ -81,3 +84,59 @@ def _recording_env(config, gif: Path) -> str:
     name = f"rllib_ext_gif_recorder/{config.env}"
     register_env(name, lambda env_config: GifRecorder(creator(env_config), gif))
     return name
+
+
+def checkpoint_env(path: str | Path):
+    """The ``env`` of the config saved in the algorithm checkpoint at ``path`` (a string or a
+    class), or None if it cannot be read (e.g. a class whose module does not import here)."""
+    import pickle
+
+    from ray.rllib.utils.checkpoints import Checkpointable
+
+    try:
+        with open(Path(path) / Checkpointable.CLASS_AND_CTOR_ARGS_FILE_NAME, "rb") as f:
+            args = pickle.load(f)["ctor_args_and_kwargs"][0]
+        state = args[0]
+        return state.get("env") if isinstance(state, dict) else getattr(state, "env", None)
+    except Exception:
+        return None
+
+
+def checkpoint_user_modules(path: str | Path) -> list[str]:
+    """The user's env module of the checkpoint at ``path``, for the job's runtime_env
+    (``py_modules``; see :func:`rllib_ext.user_envs.module_source`), with its entry point
+    registered in this process. The working directory and, for a checkpoint of an
+    ``rllib-ext`` run, the experiment file's folder are made importable first."""
+    import json
+
+    from rllib_ext.cli.runner import RUN_RECORD_FILE
+    from rllib_ext.user_envs import (
+        EnvNotFoundError,
+        add_import_paths,
+        module_source,
+        resolve_env,
+    )
+
+    path = Path(path).resolve()
+    add_import_paths(Path.cwd())
+    for folder in path.parents:  # the run directory holds the CLI's run record
+        try:
+            record = json.loads((folder / RUN_RECORD_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("config"):
+            add_import_paths(Path(record["config"]).resolve().parent)
+        break
+    env = checkpoint_env(path)
+    if isinstance(env, type):
+        module = env.__module__
+    elif isinstance(env, str):
+        try:
+            module = resolve_env(env).module
+        except EnvNotFoundError:
+            return []
+        register_env_of_config(env)
+    else:
+        return []
+    source = module_source(module) if module else None
+    return [source] if source else []

@@ -22,3 +22,14 @@ def ray_session():
     rllib_ext.register()
     yield ray
     ray.shutdown()
+
+
+#: Test module that replaces the session's Ray with a 2-node cluster of its own.
+MULTINODE_MODULE = "test_zz_multinode.py"
+
+
+def pytest_collection_modifyitems(config, items):
+    """The multi-node tests run after all others, whatever the order of the paths given."""
+    last = [item for item in items if item.nodeid.split("::")[0].endswith(MULTINODE_MODULE)]
+    if last:
+        items[:] = [item for item in items if item not in last] + last

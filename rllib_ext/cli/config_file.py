@@ -3,7 +3,12 @@
 A config file (``configs/<algo>/<env>.yaml``)::
 
     algorithm: PG                       # an rllib_ext or RLlib algorithm name
-    env: CartPole-v1                    # gymnasium id or an env registered with RLlib
+    env: CartPole-v1                    # a registered name (gymnasium id, rllib_ext or Tune
+                                        # env), or the user's env: 'module:Class',
+                                        # 'module:factory' (called with env_config) or
+                                        # 'module:Id-v0' (see rllib_ext.user_envs); the
+                                        # file's folder and the working directory are
+                                        # importable
     env_config: {}                      # kwargs for the env (optional)
     config:                             # AlgorithmConfig sections: method -> keyword arguments
       training: {lr: 0.005, baseline: mean}
@@ -22,9 +27,20 @@ A config file (``configs/<algo>/<env>.yaml``)::
       min_mean: 140                     # optional: mean over seeds of the final value
     tune:                               # optional search space for `rllib-ext tune`
       num_samples: 1
-      metric: env_runners/episode_return_mean
-      mode: max
+      metric: env_runners/episode_return_mean   # what the scheduler / search algorithm and
+      mode: max                                 # the summary rank trials by
       param_space: {lr: {loguniform: [0.0001, 0.01]}}
+      scheduler: {type: asha, time_attr: training_iteration, max_t: 100, grace_period: 5,
+                  reduction_factor: 3}    # or fifo, median_stopping, pbt (see SCHEDULERS)
+      search_alg: {type: random, seed: 0}  # or grid; optuna, hyperopt: pip install -e '.[tune]'
+      max_concurrent_trials: 4
+      checkpoint_score_attribute: evaluation/env_runners/episode_return_mean
+      checkpoint_score_order: max
+      num_to_keep: 2
+
+Resources per trial are the algorithm's own (RLlib algorithms reserve a placement group from
+the config's ``env_runners``, ``learners`` and ``resources`` settings), so ``tune:`` has no
+key for them.
 
 Every mistake raises :class:`ConfigError` naming the key, the value and the valid choices.
 """
@@ -33,7 +49,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import importlib
 import inspect
 import math
 from dataclasses import dataclass, field
@@ -54,8 +69,32 @@ TOP_LEVEL_KEYS = (
     "description",
 )
 PASS_KEYS = ("metric", "threshold", "within_env_steps", "seeds", "min_passing", "min_mean")
-TUNE_KEYS = ("num_samples", "metric", "mode", "param_space")
+TUNE_KEYS = ("num_samples", "metric", "mode", "param_space", "scheduler", "search_alg",
+             "max_concurrent_trials", "checkpoint_score_attribute", "checkpoint_score_order",
+             "num_to_keep")
 SEARCH_SPACES = ("grid_search", "choice", "uniform", "loguniform", "randint", "quniform")
+#: ``tune.scheduler`` types -> their keys besides ``type`` (Tune's FIFOScheduler,
+#: ASHAScheduler, MedianStoppingRule, PopulationBasedTraining).
+SCHEDULERS = {
+    "fifo": (),
+    "asha": ("time_attr", "max_t", "grace_period", "reduction_factor", "brackets"),
+    "median_stopping": ("time_attr", "grace_period", "min_samples_required", "min_time_slice",
+                        "hard_stop"),
+    "pbt": ("time_attr", "perturbation_interval", "burn_in_period", "hyperparam_mutations",
+            "quantile_fraction", "resample_probability", "perturbation_factors", "synch"),
+}
+#: ``tune.search_alg`` types -> their keys besides ``type``. random and grid are Tune's
+#: BasicVariantGenerator; optuna and hyperopt need the optional extra (``.[tune]``).
+SEARCH_ALGS = {
+    "random": ("seed",),
+    "grid": (),
+    "optuna": ("seed",),
+    "hyperopt": ("seed", "n_initial_points"),
+}
+#: Search algorithms of the optional extra ``.[tune]`` -> the package each imports.
+EXTRA_SEARCH_ALGS = {"optuna": "optuna", "hyperopt": "hyperopt"}
+#: Result keys a scheduler's ``time_attr`` may name (in every RLlib result).
+TIME_ATTRS = ("training_iteration", "num_env_steps_sampled_lifetime", "time_total_s")
 #: ``stop`` keys that count env steps (used for ETA and the pass criterion).
 ENV_STEPS_KEY = "num_env_steps_sampled_lifetime"
 #: Top-level result keys a ``stop`` may name (Tune's and RLlib's counters).
@@ -72,6 +111,10 @@ EVALUATION_METRIC = "evaluation/env_runners/episode_return_mean"
 #: top-level key (it looks the attribute up in the unflattened result), and RLlib repeats an
 #: evaluation's results in the iteration after it, which must not score that iteration.
 EVALUATION_SCORE_KEY = "evaluation_score"
+#: Top-level result key ``rllib-ext tune`` adds when ``tune.checkpoint_score_attribute`` is a
+#: nested metric ("section/.../name"): its value (NaN where absent; an evaluation metric only
+#: in iterations that evaluated), since Tune scores checkpoints by top-level keys only.
+CHECKPOINT_SCORE_KEY = "checkpoint_score"
 
 
 class ConfigError(ValueError):
@@ -118,7 +161,7 @@ class Experiment:
         """A fresh, validated AlgorithmConfig. ``overrides``: section -> kwargs applied last."""
         config = self.algorithm_class().get_default_config()
         try:  # RLlib's setters check some values themselves (ValueError too)
-            config.environment(_env_class(self.env) or self.env,
+            config.environment(self._registered_env().rllib_env,
                                env_config=dict(self.env_config))
             for section, kwargs in _merge_sections(self.sections, overrides or {}).items():
                 if section == "callbacks":  # "module:Class" strings name callback classes
@@ -139,6 +182,33 @@ class Experiment:
             raise ConfigError(f"{self.path}: the algorithm config is invalid: {message}") from None
         return config
 
+    def _registered_env(self):
+        """The resolved ``env`` (see :mod:`rllib_ext.user_envs`), an entry point registered
+        with Tune (in this process; written to the cluster when Ray starts or at once)."""
+        from rllib_ext.user_envs import EnvNotFoundError, register_user_env, resolve_env
+
+        try:
+            env = resolve_env(self.env)
+        except EnvNotFoundError as e:
+            raise ConfigError(f"{self.path}: {e}") from None
+        register_user_env(env)
+        return env
+
+    def shipped_modules(self) -> list[str]:
+        """Local files and package folders of the user's code this experiment imports (the
+        env's module, callback classes given as ``"module:Class"``) that Ray workers must
+        import too: ``rllib-ext`` ships them in the job's ``runtime_env`` (``py_modules``).
+        Installed packages and rllib_ext are not listed (see
+        :func:`rllib_ext.user_envs.module_source`)."""
+        from rllib_ext.user_envs import module_source
+
+        modules = [self._registered_env().module]
+        for value in (self.sections.get("callbacks") or {}).values():
+            if isinstance(value, str) and ":" in value:
+                modules.append(value.partition(":")[0])
+        sources = [module_source(m) for m in modules if m]
+        return list(dict.fromkeys(s for s in sources if s))
+
     @property
     def evaluation_interval(self) -> int:
         """Iterations between RLlib evaluations (0: the config does not evaluate)."""
@@ -157,13 +227,140 @@ class Experiment:
         """Tune's ``param_space``: ``config`` as plain data (the values that differ from the
         algorithm's defaults; see :func:`rllib_ext.algorithms.plain_config.plain_config_dict`),
         so that ``Tuner.restore`` needs no ``param_space`` to create trials that had not
-        started, with the file's ``tune.param_space`` turned into Tune objects."""
+        started, with the file's ``tune.param_space`` turned into Tune objects (left out for
+        ``search_alg`` optuna or hyperopt: :meth:`search_alg` holds them, and the searcher's
+        suggestions are merged into this dict).
+
+        Its trials also run :func:`record_tune_metrics` after each iteration (on a copy of
+        ``config``): ``tune.metric`` is in every result, as Tune's schedulers and search
+        algorithms demand, and a nested ``tune.checkpoint_score_attribute`` is copied to
+        :data:`CHECKPOINT_SCORE_KEY`."""
         from rllib_ext.algorithms.plain_config import plain_config_dict
 
+        config = config.copy(copy_frozen=False)
+        _append_callback(config, "on_train_result", functools.partial(
+            record_tune_metrics, metric=self.tune_metric,
+            score_metric=self.tune.get("checkpoint_score_attribute")))
         space = plain_config_dict(config)
-        for key, spec in (self.tune.get("param_space") or {}).items():
-            space[key] = _search_space(key, spec)
+        if _typed(self.tune.get("search_alg"))[0] not in EXTRA_SEARCH_ALGS:
+            space.update(self._search_domains())
         return space
+
+    def _search_domains(self) -> dict:
+        """``tune.param_space`` as Tune search spaces."""
+        return {key: _search_space(key, spec)
+                for key, spec in (self.tune.get("param_space") or {}).items()}
+
+    @property
+    def tune_metric(self) -> str:
+        """The metric trials are ranked by (``tune.metric``)."""
+        return self.tune.get("metric", DEFAULT_METRIC)
+
+    @property
+    def tune_mode(self) -> str:
+        """``"max"`` or ``"min"`` (``tune.mode``)."""
+        return self.tune.get("mode", "max")
+
+    def searched_keys(self) -> list[str]:
+        """The config keys a sweep varies: ``tune.param_space``'s and, for PBT, those of
+        ``hyperparam_mutations``."""
+        keys = list(self.tune.get("param_space") or {})
+        _, options = _typed(self.tune.get("scheduler"))
+        keys += [k for k in options.get("hyperparam_mutations") or {} if k not in keys]
+        return keys
+
+    def tune_config(self, num_samples: int):
+        """Tune's ``TuneConfig`` of ``rllib-ext tune``: samples, scheduler, search algorithm
+        and ``max_concurrent_trials`` (the scheduler and search algorithm get ``tune.metric``
+        and ``tune.mode`` themselves; Tune keeps them in the run for ``Tuner.restore``)."""
+        from ray import tune
+
+        from rllib_ext.cli.runner import searcher_trial_dirname
+
+        searcher = _typed(self.tune.get("search_alg"))[0] in EXTRA_SEARCH_ALGS
+        return tune.TuneConfig(num_samples=num_samples, scheduler=self.scheduler(),
+                               search_alg=self.search_alg(),
+                               max_concurrent_trials=self.tune.get("max_concurrent_trials"),
+                               trial_dirname_creator=searcher_trial_dirname if searcher
+                               else None)
+
+    def scheduler(self):
+        """``tune.scheduler`` as a Tune trial scheduler; None without one (Tune: FIFO)."""
+        from ray.tune import schedulers
+
+        kind, options = _typed(self.tune.get("scheduler"))
+        if kind is None:
+            return None
+        if kind == "fifo":
+            return schedulers.FIFOScheduler()
+        common = {"time_attr": options.get("time_attr", "training_iteration"),
+                  "metric": self.tune_metric, "mode": self.tune_mode}
+        if kind == "asha":
+            return schedulers.ASHAScheduler(
+                **common, max_t=options.get("max_t", self.stop.get(common["time_attr"])),
+                grace_period=options.get("grace_period", 1),
+                reduction_factor=options.get("reduction_factor", 4),
+                brackets=options.get("brackets", 1))
+        if kind == "median_stopping":
+            return schedulers.MedianStoppingRule(
+                **common, grace_period=options.get("grace_period", 1),
+                min_samples_required=options.get("min_samples_required", 3),
+                min_time_slice=options.get("min_time_slice", 0),
+                hard_stop=options.get("hard_stop", True))
+        mutations = {key: _mutation(f"tune.scheduler.hyperparam_mutations.{key}", spec)
+                     for key, spec in options["hyperparam_mutations"].items()}
+        return schedulers.PopulationBasedTraining(
+            **common, perturbation_interval=options["perturbation_interval"],
+            burn_in_period=options.get("burn_in_period", 0), hyperparam_mutations=mutations,
+            quantile_fraction=options.get("quantile_fraction", 0.25),
+            resample_probability=options.get("resample_probability", 0.25),
+            perturbation_factors=tuple(options.get("perturbation_factors", (1.2, 0.8))),
+            synch=options.get("synch", False))
+
+    def search_alg(self):
+        """``tune.search_alg`` as a Tune search algorithm; None without one (Tune: random and
+        grid search, as ``random``)."""
+        kind, options = _typed(self.tune.get("search_alg"))
+        if kind is None:
+            return None
+        if kind in ("random", "grid"):
+            from ray.tune.search import BasicVariantGenerator
+
+            return BasicVariantGenerator(random_state=options.get("seed"))
+        _require_extra(str(self.path), kind)
+        if kind == "optuna":
+            from ray.tune.search.optuna import OptunaSearch
+
+            return OptunaSearch(space=self._search_domains(), metric=self.tune_metric,
+                                mode=self.tune_mode, seed=options.get("seed"))
+        from ray.tune.search.hyperopt import HyperOptSearch
+
+        # The space is the searcher's own: given the whole config, HyperOpt would hand every
+        # list in it back as a tuple.
+        return HyperOptSearch(space=self._search_domains(), metric=self.tune_metric,
+                              mode=self.tune_mode,
+                              random_state_seed=options.get("seed"),
+                              n_initial_points=options.get("n_initial_points", 20))
+
+    def checkpoint_scoring(self) -> tuple[str | None, str, int | None] | None:
+        """(result key Tune scores checkpoints by, ``"max"``/``"min"``, checkpoints to keep)
+        from the ``tune:`` checkpoint keys; None when the file sets none of them. The key is
+        :data:`CHECKPOINT_SCORE_KEY` for a nested attribute, :data:`EVALUATION_SCORE_KEY`
+        when only ``num_to_keep`` is set and the config evaluates, None (keep the latest)
+        when it does not. Under PBT every checkpoint is kept: it restores trials from other
+        trials' checkpoints, which Tune would otherwise delete."""
+        pbt = _typed(self.tune.get("scheduler"))[0] == "pbt"
+        if not pbt and not any(k in self.tune for k in (
+                "checkpoint_score_attribute", "checkpoint_score_order", "num_to_keep")):
+            return None
+        attribute = self.tune.get("checkpoint_score_attribute")
+        order = self.tune.get("checkpoint_score_order") or (
+            self.tune_mode if attribute == self.tune_metric else "max")
+        if attribute is None:
+            key = EVALUATION_SCORE_KEY if self.evaluation_interval else None
+        else:
+            key = CHECKPOINT_SCORE_KEY if "/" in attribute else attribute
+        return key, order, None if pbt else self.tune.get("num_to_keep")
 
 
 def _cap_torch_threads(config) -> None:
@@ -200,6 +397,47 @@ def record_evaluation_score(*, result: dict, metric: str, **_) -> None:
         if isinstance(node, (int, float)) and not isinstance(node, bool):
             value = float(node)
     result[EVALUATION_SCORE_KEY] = value
+
+
+def _lookup(result: dict, metric: str):
+    """``result["a"]["b"]`` for ``metric="a/b"``; None if absent."""
+    node = result
+    for part in metric.split("/"):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def iteration_value(result: dict, metric: str) -> float:
+    """``metric``'s number in ``result`` (NaN if absent); an evaluation metric only in an
+    iteration that evaluated (see :func:`record_evaluation_score`)."""
+    if metric.startswith("evaluation/"):
+        evaluation = result.get("evaluation")
+        if not (isinstance(evaluation, dict) and "num_healthy_workers" in evaluation):
+            return math.nan
+    value = _lookup(result, metric)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return math.nan
+
+
+def record_tune_metrics(*, result: dict, metric: str, score_metric: str | None = None,
+                        **_) -> None:
+    """``on_train_result`` of ``rllib-ext tune`` trials: sets ``metric`` to NaN where RLlib
+    has not reported it yet (e.g. before the first episode ended; Tune's schedulers and search
+    algorithms raise on a result without it and pass over NaN), and, for a nested
+    ``score_metric`` (``tune.checkpoint_score_attribute``), ``result[CHECKPOINT_SCORE_KEY]``
+    to its :func:`iteration_value`."""
+    if _lookup(result, metric) is None:
+        *sections, name = metric.split("/")
+        node = result
+        for part in sections:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[name] = math.nan
+    if score_metric and "/" in score_metric:
+        result[CHECKPOINT_SCORE_KEY] = iteration_value(result, score_metric)
 
 
 def _load_object(key: str, value):
@@ -257,8 +495,13 @@ def list_config_files(root: str | Path | None = None) -> list[Path]:
 
 
 def load_experiment(name: str | Path) -> Experiment:
-    """Parses and checks an experiment file; raises ConfigError on any mistake."""
+    """Parses and checks an experiment file; raises ConfigError on any mistake. The file's
+    folder and the working directory become importable (appended to ``sys.path``), so that
+    an ``env:`` or a callback may name a module beside the file."""
+    from rllib_ext.user_envs import add_import_paths
+
     path = resolve_path(name)
+    add_import_paths(path.parent, Path.cwd())
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
@@ -324,7 +567,9 @@ def load_experiment(name: str | Path) -> Experiment:
         stop=stop,
         checkpoint_every=checkpoint_every,
         criterion=_parse_criterion(where, raw.get("pass")),
-        tune=_parse_tune(where, raw.get("tune"), default_config),
+        tune=_parse_tune(where, raw.get("tune"), default_config, stop=stop,
+                         checkpoints_during_run=bool(checkpoint_every or (
+                             isinstance(interval, int) and interval > 0))),
         description=str(raw.get("description", "")),
     )
 
@@ -352,45 +597,22 @@ def _check_algorithm(where: str, name: str):
         )
 
 
-def _env_class(env_id: str):
-    """The class a ``"package.module.Class"`` env names, else None (ids stay strings)."""
-    import gymnasium as gym
-
-    module, _, name = env_id.rpartition(".")
-    if not module or env_id in gym.envs.registry:
-        return None
-    try:
-        obj = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError):
-        return None
-    return obj if isinstance(obj, type) and issubclass(obj, gym.Env) else None
-
-
 def _check_env(where: str, env_id: str) -> None:
-    import gymnasium as gym
-    from ray.tune.registry import ENV_CREATOR, _global_registry
+    """Resolves ``env_id`` (see :mod:`rllib_ext.user_envs`): a registered name, a gymnasium
+    id (also ``module:Id-v0``) or an entry point; a module that does not import fails with
+    its import error."""
+    from rllib_ext.user_envs import EnvNotFoundError, resolve_env
 
-    if (
-        _env_class(env_id) is not None
-        or env_id in gym.envs.registry
-        or _global_registry.contains(ENV_CREATOR, env_id)
-    ):
-        return
-    try:  # gym.make's own resolution: namespaces, versions, plugins.
-        gym.spec(env_id)
-        return
-    except Exception:
-        pass
-    from rllib_ext.registry import ENVIRONMENTS
-
-    known = sorted(ENVIRONMENTS) + sorted(gym.envs.registry)
-    hint = _did_you_mean(env_id, known)
-    _fail(
-        where,
-        f"unknown env {env_id!r}.{hint} Use a gymnasium id (e.g. 'CartPole-v1'), an rllib_ext "
-        f"env ({', '.join(sorted(ENVIRONMENTS)) or 'none registered'}) or a 'module.Class' path; "
-        "`rllib-ext list` shows the rllib_ext environments.",
-    )
+    try:
+        resolve_env(env_id)
+    except EnvNotFoundError as e:
+        message = str(e)
+        if e.import_error:
+            message += (f" Modules are looked up in the experiment file's folder "
+                        f"({Path(where).resolve().parent}), the working directory "
+                        f"({Path.cwd()}) and on sys.path: put the module (a .py file or a "
+                        "package folder) there, or install it.")
+        _fail(where, message)
 
 
 def _section_parameters(config, section: str) -> dict[str, inspect.Parameter]:
@@ -513,26 +735,252 @@ def _parse_criterion(where: str, raw) -> PassCriterion | None:
     return criterion
 
 
-def _parse_tune(where: str, raw, default_config) -> dict:
+def _parse_tune(where: str, raw, default_config, *, stop: dict,
+                checkpoints_during_run: bool) -> dict:
+    """Checks the ``tune:`` section (see :data:`TUNE_KEYS`); returns it as written."""
     if raw is None:
         return {}
+    if isinstance(raw, dict):
+        for key in ("resources_per_trial", "resources"):
+            if key in raw:
+                _fail(where, f"tune.{key}: an RLlib algorithm reserves its own resources per "
+                             "trial (a placement group for its main process, env runners and "
+                             "learners), so Tune takes none from the file. Set them in the "
+                             "config instead, e.g. config.env_runners {num_env_runners: 2, "
+                             "num_cpus_per_env_runner: 1}, config.learners {num_learners: 1, "
+                             "num_gpus_per_learner: 1} or config.resources "
+                             "{num_cpus_for_main_process: 2}; `rllib-ext tune` prints what "
+                             "each trial reserves.")
     _check_mapping(where, "tune", raw, TUNE_KEYS)
     if raw.get("mode", "max") not in ("max", "min"):
         _fail(where, f"tune.mode must be 'max' or 'min', got {raw.get('mode')!r}.")
+    for key in ("metric", "checkpoint_score_attribute"):
+        if key in raw:
+            _check_metric(where, f"tune.{key}", raw[key])
+    num_samples = raw.get("num_samples", 1)
+    if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
+        _fail(where, f"tune.num_samples must be an integer >= 1, got {num_samples!r}.")
     space = raw.get("param_space") or {}
     if not isinstance(space, dict):
         _fail(where, f"tune.param_space must be a mapping, got {space!r}.")
     known = default_config.to_dict()
     for key, spec in space.items():
-        if key not in known:
-            _fail(
-                where,
-                f"unknown key {key!r} in tune.param_space.{_did_you_mean(key, known)} "
-                "Keys are AlgorithmConfig attribute names such as lr, gamma, "
-                "train_batch_size_per_learner.",
-            )
+        _check_config_key(where, "tune.param_space", key, known)
         _search_space(f"{where}: tune.param_space.{key}", spec)
+    _check_scheduler(where, raw.get("scheduler"), known, stop)
+    _check_search_alg(where, raw, space)
+    concurrent = raw.get("max_concurrent_trials")
+    if concurrent is not None and (not isinstance(concurrent, int)
+                                   or isinstance(concurrent, bool) or concurrent < 1):
+        _fail(where, f"tune.max_concurrent_trials must be an integer >= 1 (or left out: as "
+                     f"many as the cluster's resources allow), got {concurrent!r}.")
+    _check_checkpoint_scoring(where, raw, checkpoints_during_run)
     return raw
+
+
+def _check_config_key(where: str, name: str, key, known) -> None:
+    if key not in known:
+        _fail(
+            where,
+            f"unknown key {key!r} in {name}.{_did_you_mean(key, known)} "
+            "Keys are AlgorithmConfig attribute names such as lr, gamma, "
+            "train_batch_size_per_learner.",
+        )
+
+
+def _check_metric(where: str, name: str, metric) -> None:
+    """A result metric: a nested ``section/.../name`` or a top-level key Tune results have."""
+    top_level = (*STOP_KEYS, EVALUATION_SCORE_KEY)
+    if not isinstance(metric, str) or not metric:
+        _fail(where, f"{name} must be a result metric such as '{DEFAULT_METRIC}', got "
+                     f"{metric!r}.")
+    if "/" not in metric and metric not in top_level:
+        hint = _did_you_mean(metric, top_level)
+        _fail(where, f"{name}: {metric!r} is not a top-level result key.{hint} Use a nested metric "
+                     f"such as '{DEFAULT_METRIC}' or "
+                     f"'{EVALUATION_METRIC}', or one of {list(top_level)}.")
+
+
+def _typed(raw) -> tuple[str | None, dict]:
+    """``"asha"`` or ``{type: asha, ...}`` -> ("asha", {...}); None -> (None, {})."""
+    if raw is None:
+        return None, {}
+    if isinstance(raw, str):
+        return raw, {}
+    options = dict(raw)
+    return options.pop("type", None), options
+
+
+def _check_typed(where: str, name: str, raw, kinds: dict) -> tuple[str | None, dict]:
+    """Checks ``name`` (``"kind"`` or ``{type: kind, <kind's keys>}``); returns its parts."""
+    if raw is None:
+        return None, {}
+    if not isinstance(raw, (str, dict)):
+        _fail(where, f"{name} must be a type name or a mapping {{type: ..., ...}} with type one "
+                     f"of {', '.join(kinds)}, got {raw!r}.")
+    kind, options = _typed(raw)
+    if kind not in kinds:
+        shown = "missing" if kind is None else repr(kind)
+        _fail(where, f"{name}: type {shown} is not one of {', '.join(kinds)}."
+                     f"{_did_you_mean(kind, kinds) if kind else ''}")
+    for key in options:
+        if key not in kinds[kind]:
+            valid = ", ".join(("type", *kinds[kind]))
+            prefixed = [k for k in kinds[kind] if k.startswith(str(key))]
+            hint = (f" Did you mean {prefixed[0]!r}?" if prefixed
+                    else _did_you_mean(key, kinds[kind]))
+            _fail(where, f"unknown key {key!r} in {name} ({kind}).{hint} Valid keys: {valid}.")
+    return kind, options
+
+
+def _check_number(where: str, name: str, value, *, integer: bool = False,
+                  low: float | None = None, above: float | None = None,
+                  high: float | None = None) -> None:
+    """``value`` must be a (finite) number, an integer if ``integer``, ``>= low``, ``> above``
+    and ``<= high``."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (not integer or isinstance(value, int))
+    ok = ok and (low is None or value >= low) and (above is None or value > above)
+    ok = ok and (high is None or value <= high)
+    if not ok:
+        bounds = [f">= {low}" if low is not None else "", f"> {above}" if above is not None
+                  else "", f"<= {high}" if high is not None else ""]
+        kind = "an integer" if integer else "a number"
+        _fail(where, f"{name} must be {kind} {' and '.join(b for b in bounds if b)}, got "
+                     f"{value!r}.".replace("  ", " "))
+
+
+def _check_scheduler(where: str, raw, known: dict, stop: dict) -> None:
+    kind, options = _check_typed(where, "tune.scheduler", raw, SCHEDULERS)
+    if kind in (None, "fifo"):
+        return
+    name = f"tune.scheduler ({kind})"
+    time_attr = options.get("time_attr", "training_iteration")
+    if time_attr not in TIME_ATTRS:
+        _fail(where, f"{name}.time_attr must be one of {', '.join(TIME_ATTRS)}, got "
+                     f"{time_attr!r}.{_did_you_mean(time_attr, TIME_ATTRS)}")
+    if kind == "asha":
+        if "max_t" not in options and time_attr not in stop:
+            _fail(where, f"{name}.max_t is required: the {time_attr} at which ASHA stops the "
+                         f"trials it kept (or add stop.{time_attr}, which it then uses).")
+        max_t = options.get("max_t", stop.get(time_attr))
+        _check_number(where, f"{name}.max_t", max_t, above=0)
+        grace = options.get("grace_period", 1)
+        _check_number(where, f"{name}.grace_period", grace, above=0, high=max_t)
+        _check_number(where, f"{name}.reduction_factor", options.get("reduction_factor", 4),
+                      above=1)
+        _check_number(where, f"{name}.brackets", options.get("brackets", 1), integer=True,
+                      low=1)
+    elif kind == "median_stopping":
+        _check_number(where, f"{name}.grace_period", options.get("grace_period", 1), low=0)
+        _check_number(where, f"{name}.min_samples_required",
+                      options.get("min_samples_required", 3), integer=True, low=1)
+        _check_number(where, f"{name}.min_time_slice", options.get("min_time_slice", 0), low=0)
+        if not isinstance(options.get("hard_stop", True), bool):
+            _fail(where, f"{name}.hard_stop must be true or false, got "
+                         f"{options['hard_stop']!r}.")
+    else:  # pbt
+        if "perturbation_interval" not in options:
+            _fail(where, f"{name}.perturbation_interval is required: the {time_attr} between "
+                         "two exploit/explore steps of a trial, e.g. 5.")
+        _check_number(where, f"{name}.perturbation_interval", options["perturbation_interval"],
+                      above=0)
+        _check_number(where, f"{name}.burn_in_period", options.get("burn_in_period", 0), low=0)
+        _check_number(where, f"{name}.quantile_fraction", options.get("quantile_fraction", 0.25),
+                      low=0, high=0.5)
+        _check_number(where, f"{name}.resample_probability",
+                      options.get("resample_probability", 0.25), low=0, high=1)
+        factors = options.get("perturbation_factors", [1.2, 0.8])
+        if not (isinstance(factors, list) and len(factors) == 2 and all(
+                isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0
+                for f in factors)):
+            _fail(where, f"{name}.perturbation_factors must be two positive numbers like "
+                         f"[1.2, 0.8], got {factors!r}.")
+        if not isinstance(options.get("synch", False), bool):
+            _fail(where, f"{name}.synch must be true or false, got {options['synch']!r}.")
+        mutations = options.get("hyperparam_mutations")
+        if not isinstance(mutations, dict) or not mutations:
+            _fail(where, f"{name}.hyperparam_mutations is required: a mapping of config keys "
+                         "to search spaces, e.g. {lr: {loguniform: [0.0001, 0.01]}}, got "
+                         f"{mutations!r}.")
+        for key, spec in mutations.items():
+            _check_config_key(where, f"{name}.hyperparam_mutations", key, known)
+            _mutation(f"{where}: tune.scheduler.hyperparam_mutations.{key}", spec)
+
+
+def _mutation(where: str, spec):
+    """A PBT mutation from the search-space syntax: ``choice`` -> the list (PBT moves to a
+    neighbouring value or resamples), ``uniform`` & co. -> the Tune domain (PBT scales the
+    value by a perturbation factor or resamples); ``grid_search`` has no meaning here."""
+    if isinstance(spec, dict) and len(spec) == 1 and "grid_search" in spec:
+        raise ConfigError(f"{where}: PBT cannot grid-search while it mutates; use "
+                          f"{{choice: {spec['grid_search']!r}}}.")
+    domain = _search_space(where, spec)
+    return list(spec["choice"]) if "choice" in spec else domain
+
+
+def _check_search_alg(where: str, raw: dict, space: dict) -> None:
+    kind, options = _check_typed(where, "tune.search_alg", raw.get("search_alg"), SEARCH_ALGS)
+    if kind is None:
+        return
+    if "seed" in options:
+        _check_number(where, f"tune.search_alg ({kind}).seed", options["seed"], integer=True,
+                      low=0)
+    if "n_initial_points" in options:
+        _check_number(where, f"tune.search_alg ({kind}).n_initial_points",
+                      options["n_initial_points"], integer=True, low=1)
+    grids = [k for k, spec in space.items() if isinstance(spec, dict) and "grid_search" in spec]
+    if kind == "grid":
+        others = [k for k in space if k not in grids]
+        if not space or others:
+            _fail(where, f"tune.search_alg grid runs every combination of grid_search values, "
+                         f"but {', '.join(others) or 'tune.param_space'} "
+                         f"{'is' if len(others) <= 1 else 'are'} not a grid_search; use "
+                         "grid_search there, or search_alg random (which samples the other "
+                         "kinds and crosses them with the grids).")
+    scheduler, _ = _typed(raw.get("scheduler"))
+    if scheduler == "pbt" and kind not in ("random", "grid"):
+        _fail(where, f"tune.scheduler pbt picks the configs itself (from hyperparam_mutations); "
+                     f"Tune allows no search algorithm beside it: drop tune.search_alg {kind} "
+                     "or use random.")
+    if kind in EXTRA_SEARCH_ALGS:
+        if not space:
+            _fail(where, f"tune.search_alg {kind} needs a tune.param_space to search.")
+        if grids:
+            _fail(where, f"tune.search_alg {kind} cannot grid-search (tune.param_space."
+                         f"{grids[0]}); use choice instead, or search_alg grid / random.")
+        _require_extra(where, kind)
+
+
+def _require_extra(where: str, kind: str) -> None:
+    """Raises ConfigError when the package of the search algorithm ``kind`` is missing."""
+    import importlib.util
+
+    package = EXTRA_SEARCH_ALGS[kind]
+    if importlib.util.find_spec(package) is None:
+        _fail(where, f"tune.search_alg {kind} needs the optional package {package!r}, which is "
+                     "not installed: pip install -e '.[tune]' (or pip install "
+                     f"{package}), or use search_alg random.")
+
+
+def _check_checkpoint_scoring(where: str, raw: dict, checkpoints_during_run: bool) -> None:
+    keys = [k for k in ("checkpoint_score_attribute", "checkpoint_score_order", "num_to_keep")
+            if k in raw]
+    if not keys:
+        return
+    order = raw.get("checkpoint_score_order")
+    if order is not None and order not in ("max", "min"):
+        _fail(where, f"tune.checkpoint_score_order must be 'max' or 'min', got {order!r}.")
+    if "num_to_keep" in raw:
+        _check_number(where, "tune.num_to_keep", raw["num_to_keep"], integer=True, low=1)
+        if _typed(raw.get("scheduler"))[0] == "pbt":
+            _fail(where, "tune.num_to_keep cannot be used with scheduler pbt: PBT restores "
+                         "trials from other trials' checkpoints, which would be deleted; drop "
+                         "num_to_keep (every checkpoint is kept).")
+    if not checkpoints_during_run:
+        _fail(where, f"tune.{keys[0]} chooses among the checkpoints of a trial, but this config "
+                     "checkpoints only at the end: set checkpoint_every (iterations between "
+                     "checkpoints) or evaluate (config.evaluation.evaluation_interval).")
 
 
 def _search_space(where: str, spec):

@@ -37,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     storage = argparse.ArgumentParser(add_help=False)
     storage.add_argument(
-        "--storage", help="Results root (default: ./tune_runs); runs go to STORAGE/<experiment>."
+        "--storage", type=_storage_argument,
+        help="Results root (default: ./tune_runs); runs go to STORAGE/<experiment>. On a "
+             "multi-node cluster a shared filesystem path that every node sees (e.g. NFS).",
     )
     budget = argparse.ArgumentParser(add_help=False)
     budget.add_argument(
@@ -65,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
                         "an animated GIF (env must accept render_mode='rgb_array').")
 
     tu = sub.add_parser("tune", parents=[cluster, storage, budget, resume],
-                        help="Run the config's Tune search space (tune: section).")
+                        help="Run the config's Tune sweep (tune: section: search space, "
+                             "scheduler, search algorithm) and print the best trial's config, "
+                             "metric and checkpoint.")
     tu.add_argument("config", nargs="?")
     tu.add_argument("--num-samples", type=int, metavar="N",
                     help="Samples of the search space (default: tune.num_samples or 1).")
@@ -100,6 +104,18 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("configs", nargs="*", default=None,
                    help="Config files or directories (default: configs/).")
     return p
+
+
+def _storage_argument(value: str) -> str:
+    """``--storage``: a local or shared-filesystem path. The CLI reads its runs back from
+    disk (summary, --resume, evaluate, plot), so a URI is refused with the alternatives."""
+    if "://" in value:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: the CLI needs a filesystem path (it reads the run back from disk); "
+            "on a multi-node cluster use a shared filesystem that every node mounts at the "
+            "same path (e.g. NFS), or for s3:// / gs:// storage run Tune from Python with "
+            "tune.RunConfig(storage_path=...).")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,6 +172,10 @@ def _resumed_run(args, command: str, fixed: tuple[str, ...]):
         raise UsageError(f"--resume {args.resume} is a `rllib-ext {record.get('command')}` run; "
                          f"resume it with `rllib-ext {record.get('command')} --resume "
                          f"{args.resume}`.")
+    if record.get("config"):  # the env's module may sit beside the original file
+        from rllib_ext.user_envs import add_import_paths
+
+        add_import_paths(Path(record["config"]).resolve().parent)
     return load_experiment(record["experiment_file"]), record
 
 
@@ -172,7 +192,7 @@ def _cmd_train(args) -> int:
         exp, record = _resumed_run(args, "train", ("seed", "num_env_runners", "stop_timesteps"))
         config = runner.quiet_config(exp.build_config(seed=record["seed"],
                                                       overrides=record["overrides"]))
-        where = runner.init_ray(args.address)
+        where = runner.init_ray(args.address, exp.shipped_modules())
         print(f"rllib-ext: resuming the training of {exp.algorithm} on {exp.env} "
               f"({args.resume}) on {where}", flush=True)
         exp_dir, outcomes = runner.resume(exp, args.resume, plain_config_dict(config))
@@ -185,7 +205,7 @@ def _cmd_train(args) -> int:
             overrides["env_runners"] = {"num_env_runners": args.num_env_runners}
         config = runner.quiet_config(exp.build_config(seed=args.seed, overrides=overrides))
         stop = _stop(exp, args)
-        where = runner.init_ray(args.address)
+        where = runner.init_ray(args.address, exp.shipped_modules())
         print(f"rllib-ext: training {exp.algorithm} on {exp.env} ({exp.path}) on {where}",
               flush=True)
         exp_dir, outcomes = runner.run(
@@ -252,10 +272,11 @@ def _cmd_tune(args) -> int:
     from rllib_ext.cli.config_file import DEFAULT_METRIC, load_experiment
 
     if args.resume:
-        exp, _ = _resumed_run(args, "tune", ("num_samples", "stop_timesteps"))
+        exp, record = _resumed_run(args, "tune", ("num_samples", "stop_timesteps"))
+        stop = record.get("stop") or exp.stop
         config = runner.quiet_config(exp.build_config())
         metric = exp.tune.get("metric", DEFAULT_METRIC)
-        where = runner.init_ray(args.address)
+        where = runner.init_ray(args.address, exp.shipped_modules())
         print(f"rllib-ext: resuming the tuning of {exp.algorithm} on {exp.env} "
               f"({args.resume}) on {where}")
         exp_dir, outcomes = runner.resume(exp, args.resume, exp.param_space(config))
@@ -266,35 +287,108 @@ def _cmd_tune(args) -> int:
             raise UsageError(f"--num-samples must be >= 1, got {num_samples}.")
         config = runner.quiet_config(exp.build_config())
         metric = exp.tune.get("metric", DEFAULT_METRIC)
-        where = runner.init_ray(args.address)
+        where = runner.init_ray(args.address, exp.shipped_modules())
         print(f"rllib-ext: tuning {exp.algorithm} on {exp.env} ({num_samples} sample(s)) on "
               f"{where}")
+        print(_sweep_description(exp, config), flush=True)
+        stop = _stop(exp, args)
         exp_dir, outcomes = runner.run(
             exp,
             param_space=exp.param_space(config),
-            stop=_stop(exp, args),
+            stop=stop,
             storage=args.storage,
             num_samples=num_samples,
             metric=metric,
-            record={"command": "tune", "config": str(exp.path)},
+            record={"command": "tune", "config": str(exp.path), "stop": stop},
+            tune_config=exp.tune_config(num_samples),
         )
     from rllib_ext.cli.progress import lookup
 
-    values = [lookup(o.metrics, metric) for o in outcomes]
-    scored = [v for v in values if isinstance(v, (int, float))]
-    best = (max if exp.tune.get("mode", "max") == "max" else min)(scored) if scored else None
+    best = runner.best_outcome(outcomes, metric, exp.tune_mode)
     print(f"\n{'trial':<40} {metric.split('/')[-1]:>14}  status")
-    for o, value in zip(outcomes, values, strict=True):
+    for o in outcomes:
+        value = lookup(o.metrics, metric)
         shown = f"{value:14.2f}" if isinstance(value, (int, float)) else f"{'n/a':>14}"
-        mark = "  <- best" if value is not None and value == best else ""
-        status = o.error or ("ok" if o.finished else "not finished")
+        mark = "  <- best" if o is best else ""
+        status = o.error or ("not finished" if not o.finished else "ok" if _reached(stop, o)
+                             else "stopped early by the scheduler")
         print(f"{o.trial_id[:40]:<40} {shown}  {status}{mark}")
+    if best is not None:
+        _print_best(exp, best, metric)
     print(f"\nresults:     {exp_dir}\ntensorboard: tensorboard --logdir {exp_dir}")
     if not all(o.finished or o.error for o in outcomes):
         print(f"rllib-ext tune: stopped before every trial reached the stop criteria; "
               f"continue with: rllib-ext tune --resume {exp_dir}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_FAILED if any(o.error for o in outcomes) else EXIT_OK
+
+
+def _sweep_description(exp, config) -> str:
+    """What a sweep runs: the searched keys, scheduler, search algorithm and the resources
+    each trial reserves (the algorithm's own request, from the config)."""
+    tune = exp.tune
+    kinds = []  # Tune's defaults: FIFO, and random search crossed with the grids
+    for key, default in (("scheduler", "fifo"), ("search_alg", "random")):
+        raw = tune.get(key)
+        kinds.append(raw if isinstance(raw, str) else (raw or {}).get("type", default))
+    request = exp.algorithm_class().default_resource_request(config)
+    need = getattr(request, "required_resources", request) or {}
+    shown = ", ".join(f"{v:g} {k}" for k, v in sorted(need.items()) if v)
+    concurrent = tune.get("max_concurrent_trials")
+    return (f"searching {', '.join(exp.searched_keys()) or 'nothing (repeats)'} by "
+            f"{exp.tune_metric} ({exp.tune_mode}); scheduler {kinds[0]}, search {kinds[1]}; "
+            f"each trial reserves {shown or 'nothing'} (the config's env_runners / learners / "
+            f"resources settings)"
+            + (f", at most {concurrent} at a time" if concurrent else ""))
+
+
+def _reached(stop, outcome) -> bool:
+    """True when the trial's last result meets one of the ``stop`` criteria (a dict of
+    thresholds; any other stop counts as met)."""
+    from rllib_ext.cli.progress import lookup
+
+    if not isinstance(stop, dict) or not stop:
+        return True
+    return any(isinstance(value := lookup(outcome.metrics, key), (int, float))
+               and value >= target for key, target in stop.items())
+
+
+def _print_best(exp, best, metric: str) -> None:
+    """The best trial: its searched values, ``metric`` and its best checkpoint."""
+    import math
+
+    from rllib_ext.cli import runner
+    from rllib_ext.cli.config_file import CHECKPOINT_SCORE_KEY, EVALUATION_SCORE_KEY
+    from rllib_ext.cli.progress import lookup
+
+    print(f"\nbest trial:  {best.trial_id} ({metric} {lookup(best.metrics, metric):.4g}, "
+          f"mode {exp.tune_mode})")
+    values = ", ".join(f"{k}={_short(best.config.get(k))}" for k in exp.searched_keys()
+                       if k in (best.config or {}))
+    print(f"best config: {values or '(no searched keys)'}")
+    scoring = exp.checkpoint_scoring()
+    if scoring is None:
+        key = EVALUATION_SCORE_KEY if exp.evaluation_interval else None
+        order, shown_as = "max", exp.evaluation_metric
+    else:
+        key, order, _ = scoring
+        shown_as = exp.tune.get("checkpoint_score_attribute") or (
+            exp.evaluation_metric if key == EVALUATION_SCORE_KEY else key)
+    if key not in (None, EVALUATION_SCORE_KEY, CHECKPOINT_SCORE_KEY):
+        shown_as = key
+    found = runner.best_checkpoint(best, key, order)
+    if found is None:
+        print("best checkpoint: none")
+        return
+    path, metrics = found
+    score = metrics.get(key) if key else None
+    detail = (f"{shown_as} {score:.4g}, " if isinstance(score, (int, float))
+              and not math.isnan(score) else "latest, ")
+    print(f"best checkpoint: {path} ({detail}iteration {metrics.get('training_iteration', '?')})")
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else repr(value)
 
 
 def _cmd_evaluate(args) -> int:
@@ -321,7 +415,9 @@ def _cmd_evaluate(args) -> int:
         path = Path(chosen.path)
     if args.episodes < 1:
         raise UsageError(f"--episodes must be >= 1, got {args.episodes}.")
-    where = runner.init_ray(args.address)
+    from rllib_ext.evaluation import checkpoint_user_modules
+
+    where = runner.init_ray(args.address, checkpoint_user_modules(path))
     print(f"rllib-ext: evaluating {path} on {where}", flush=True)
     returns, lengths = evaluate_checkpoint(path, num_episodes=args.episodes, gif=args.gif)
     for i, (ret, length) in enumerate(zip(returns, lengths, strict=True)):
@@ -389,7 +485,8 @@ def _cmd_check(args) -> int:
     experiments = [e for e in experiments if e.criterion is not None]
     if not experiments:
         raise UsageError("no config with a 'pass' criterion found.")
-    where = runner.init_ray(args.address)
+    modules = [m for exp in experiments for m in exp.shipped_modules()]
+    where = runner.init_ray(args.address, list(dict.fromkeys(modules)))
     print(f"rllib-ext: checking {len(experiments)} config(s) on {where}", flush=True)
     rows = []
     for exp in experiments:

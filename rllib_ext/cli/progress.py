@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -28,11 +29,30 @@ def format_duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}"
 
 
+def projected_env_steps(result: dict, target: float) -> int | None:
+    """The env steps a run stopped at ``target`` env steps will really end at: Tune stops
+    after the iteration that reaches the target, and RLlib does not cut that iteration, so
+    the run ends on a whole number of iterations (e.g. 2,000 for a 1,500 stop with 1,000-step
+    iterations). Estimated from the mean env steps per iteration so far; None before the
+    first iteration."""
+    steps = lookup(result, ENV_STEPS_KEY, 0) or 0
+    iterations = result.get("training_iteration") or 0
+    if steps <= 0 or iterations <= 0:
+        return None
+    if steps >= target:
+        return int(steps)
+    per_iteration = steps / iterations
+    return int(round(steps + math.ceil((target - steps) / per_iteration) * per_iteration))
+
+
 def eta_seconds(result: dict, stop: dict) -> float | None:
-    """Time left until the first ``stop`` target is reached, extrapolating the average pace."""
+    """Time left until the first ``stop`` target is reached, extrapolating the average pace
+    (for env steps, to the end of the iteration that reaches the target)."""
     elapsed = result.get("time_total_s") or 0.0
     best = None
     for key, target in stop.items():
+        if key == ENV_STEPS_KEY:
+            target = projected_env_steps(result, target) or target
         current = lookup(result, key)
         if not isinstance(current, (int, float)) or current <= 0 or elapsed <= 0:
             continue
@@ -47,14 +67,25 @@ def _number(value) -> str:
 
 def format_line(result: dict, stop: dict, metric: str, prefix: str = "") -> str:
     """``iter | env steps | return | [metric] | steps/s | ETA``; the tracked metric is shown
-    separately when it is not the training return (e.g. an evaluation metric)."""
+    separately when it is not the training return (e.g. an evaluation metric). With an env
+    steps stop that whole iterations overshoot, the steps say where the run will really end:
+    ``env steps 1,000/1,500 (ends at ~2,000: whole iterations)``, and at the end ``env steps
+    2,000/1,500 (stop reached)``."""
     steps = lookup(result, ENV_STEPS_KEY, 0) or 0
     target = stop.get(ENV_STEPS_KEY)
+    steps_text = f"env steps {int(steps):,}"
+    if target:
+        steps_text += f"/{int(target):,}"
+        projected = projected_env_steps(result, target)
+        if steps >= target:
+            steps_text += " (stop reached)"
+        elif projected is not None and projected > target:
+            steps_text += f" (ends at ~{projected:,}: whole iterations)"
     dt = result.get("time_this_iter_s") or 0.0
     steps_this_iter = lookup(result, "env_runners/num_env_steps_sampled", 0) or 0
     parts = [
         f"iter {result.get('training_iteration', 0):>4}",
-        f"env steps {int(steps):,}" + (f"/{int(target):,}" if target else ""),
+        steps_text,
         f"return {_number(lookup(result, TRAIN_RETURN_KEY))}",
     ]
     if metric != TRAIN_RETURN_KEY and lookup(result, metric) is not None:

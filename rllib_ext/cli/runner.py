@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,17 +32,25 @@ class RayStartError(Exception):
 CONNECT_TIMEOUT_S = 5.0
 
 
-def init_ray(address: str | None = None) -> str:
+def init_ray(address: str | None = None, user_modules: Sequence[str] = ()) -> str:
     """Connects to ``address`` (or ``$RAY_ADDRESS``), else starts an embedded local Ray.
 
     On an existing cluster the rllib_ext package is shipped to the workers through the job's
-    runtime_env, so nodes need Ray and the dependencies but not rllib_ext itself. Returns a short
-    description of what was started or joined; raises :class:`RayStartError` (one line) when
-    Ray cannot be started or the cluster not reached.
+    runtime_env, so nodes need Ray and the dependencies but not rllib_ext itself.
+    ``user_modules`` (local ``.py`` files and package folders: the user's env module, see
+    :meth:`Experiment.shipped_modules`) are shipped the same way, on a cluster and to the
+    embedded Ray's workers, which would not find a module beside the experiment file
+    otherwise (Ray gives them the driver's working directory only). A Ray session that is
+    already running keeps its own runtime_env. Returns a short description of what was
+    started or joined; raises :class:`RayStartError` (one line) when Ray cannot be started or
+    the cluster not reached.
     """
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS")
+    user_modules = list(user_modules)
+    shipped = (f", shipping {', '.join(Path(m).name for m in user_modules)} to its workers"
+               if user_modules else "")
     if ray.is_initialized():
         description = "the already running Ray session"
     elif address and address != "local":
@@ -50,7 +59,7 @@ def init_ray(address: str | None = None) -> str:
         try:
             ray.init(
                 address=address,
-                runtime_env={"py_modules": [package_dir],
+                runtime_env={"py_modules": [package_dir, *user_modules],
                              "worker_process_setup_hook": QUIET_HOOK},
                 logging_level=logging.ERROR,
             )
@@ -59,7 +68,7 @@ def init_ray(address: str | None = None) -> str:
                 f"cannot join the Ray cluster at {address}: {_first_line(e)} Check --address "
                 "(or $RAY_ADDRESS), or give neither for an embedded local Ray."
             ) from e
-        description = f"the Ray cluster at {address}"
+        description = f"the Ray cluster at {address}{shipped}"
     else:
         # A private, embedded cluster: no token needed (Ray would otherwise write one to ~/.ray).
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -69,13 +78,14 @@ def init_ray(address: str | None = None) -> str:
                 # (a bare ray.init() would join it).
                 address="local",
                 include_dashboard=False,
-                runtime_env={"worker_process_setup_hook": QUIET_HOOK},
+                runtime_env={"worker_process_setup_hook": QUIET_HOOK,
+                             **({"py_modules": user_modules} if user_modules else {})},
                 logging_level=logging.ERROR,
             )
         except Exception as e:
             raise RayStartError(f"cannot start an embedded local Ray: {_first_line(e)}") from e
         description = (f"an embedded local Ray (a new instance at "
-                       f"{ray.get_runtime_context().gcs_address})")
+                       f"{ray.get_runtime_context().gcs_address}){shipped}")
     # The registry lives in the cluster's GCS: register again on a fresh one.
     rllib_ext.register()
     return description
@@ -124,16 +134,33 @@ class TrialOutcome:
     #: False when the run stopped before this trial reached its stop criteria (interrupted,
     #: or not started); ``--resume`` continues it.
     finished: bool = True
+    #: The trial's config (its sampled values, PBT's latest mutation included).
+    config: dict | None = None
+    #: The checkpoints Tune kept, (path, the result they were saved with), and the latest.
+    checkpoints: list[tuple[str, dict]] | None = None
+    checkpoint: str | None = None
 
 
-def checkpoint_config(experiment: Experiment):
+def checkpoint_config(experiment: Experiment, *, tuning: bool = False):
     """Tune's checkpoint settings for ``experiment``: at the end and every ``checkpoint_every``
     iterations; when the config evaluates, on evaluation iterations (every
     ``evaluation_interval`` unless ``checkpoint_every``, a multiple of it, says otherwise),
-    keeping only the best by ``experiment.evaluation_metric`` and the last."""
+    keeping only the best by ``experiment.evaluation_metric`` and the last. With ``tuning``,
+    the ``tune:`` section's checkpoint keys (``checkpoint_score_attribute``, ``_order``,
+    ``num_to_keep``; :meth:`Experiment.checkpoint_scoring`) choose what is kept instead."""
     from ray import tune
 
     interval = experiment.evaluation_interval
+    scoring = experiment.checkpoint_scoring() if tuning else None
+    if scoring is not None:
+        attribute, order, keep = scoring
+        return tune.CheckpointConfig(
+            checkpoint_at_end=True,
+            checkpoint_frequency=experiment.checkpoint_every or interval,
+            checkpoint_score_attribute=attribute,
+            checkpoint_score_order=order,
+            num_to_keep=keep,  # Tune always keeps the latest as well
+        )
     if not interval:
         return tune.CheckpointConfig(checkpoint_at_end=True,
                                      checkpoint_frequency=experiment.checkpoint_every)
@@ -159,8 +186,13 @@ def run(
     num_samples: int = 1,
     metric: str = DEFAULT_METRIC,
     record: dict | None = None,
+    tune_config=None,
 ) -> tuple[str, list[TrialOutcome]]:
     """Runs a Tune experiment with one progress line per iteration; returns (dir, outcomes).
+
+    ``tune_config`` (a ``tune.TuneConfig``; :meth:`Experiment.tune_config`) makes it a sweep:
+    its samples, scheduler and search algorithm, and the ``tune:`` section's checkpoint keys;
+    without it, ``num_samples`` trials of ``param_space``.
 
     ``stop`` is a Tune stop dict or callable; ``progress_stop`` the targets the progress line
     uses for its ETA (default: ``stop`` when it is a dict). ``record`` (JSON data: the command
@@ -187,15 +219,17 @@ def run(
         experiment.algorithm_class(),
         param_space=param_space,
         # No metric here: Tune would demand it in every result, and evaluation metrics only
-        # appear on evaluation iterations. ``metric`` drives the progress line only.
-        tune_config=tune.TuneConfig(num_samples=num_samples),
+        # appear on evaluation iterations. ``metric`` drives the progress line only (a sweep's
+        # scheduler and search algorithm carry their own, which every result has: see
+        # Experiment.param_space).
+        tune_config=tune_config or tune.TuneConfig(num_samples=num_samples),
         run_config=tune.RunConfig(
             name=name,
             storage_path=str(storage_path),
             stop=stop,
             verbose=0,
             callbacks=callbacks,
-            checkpoint_config=checkpoint_config(experiment),
+            checkpoint_config=checkpoint_config(experiment, tuning=tune_config is not None),
         ),
     )
     return str(storage_path / name), _outcomes(tuner.fit())
@@ -217,7 +251,8 @@ def resume(experiment: Experiment, run_dir: str | Path,
            param_space: dict | None = None) -> tuple[str, list[TrialOutcome]]:
     """Continues the Tune experiment in ``run_dir`` (``Tuner.restore``): unfinished and errored
     trials go on from their latest checkpoint (from the start if they have none), trials that
-    had not started start; stop criteria, checkpointing and callbacks are the run's own.
+    had not started start; stop criteria, checkpointing, callbacks and a sweep's scheduler and
+    search algorithm (with the state Tune saved for them) are the run's own.
     ``param_space`` is passed on only when it holds objects that Tune cannot recreate by
     itself (see :func:`~rllib_ext.algorithms.plain_config.plain_config_dict`): with plain data,
     changed defaults in the package do not block the restore. Returns (dir, outcomes)."""
@@ -252,9 +287,59 @@ def _outcomes(grid) -> list[TrialOutcome]:
             dataframe=result.metrics_dataframe,
             error=None if result.error is None else _error_message(result.error),
             finished=bool((result.metrics or {}).get("done")),
+            config=dict(result.config or {}),
+            checkpoints=[(c.path, metrics or {}) for c, metrics in result.best_checkpoints or []],
+            checkpoint=None if result.checkpoint is None else result.checkpoint.path,
         )
         for result in grid
     ]
+
+
+def searcher_trial_dirname(trial) -> str:
+    """Trial directory names of sweeps with ``search_alg`` optuna or hyperopt, like those of
+    random search: ``<trainable>_<env>_<trial id>_<n>_<searched values>_<date>`` (Tune's own
+    names list every value of the config there)."""
+    from ray.tune.search.variant_generator import format_vars
+    from ray.tune.utils import date_str
+
+    values = format_vars({(key,): value for key, value in trial.evaluated_params.items()})
+    counter = str(trial.experiment_tag or "").split("_", 1)[0]
+    return f"{trial}_{counter}_{values}"[:130] + f"_{date_str()}"
+
+
+def best_outcome(outcomes: list[TrialOutcome], metric: str, mode: str) -> TrialOutcome | None:
+    """The trial whose last result ranks first by ``metric`` (Tune's ``scope="last"``);
+    None if no trial reported a number for it."""
+    import math
+
+    from rllib_ext.cli.progress import lookup
+
+    scored = [(value, o) for o in outcomes
+              if isinstance(value := lookup(o.metrics, metric), (int, float))
+              and not isinstance(value, bool) and not math.isnan(value)]
+    if not scored:
+        return None
+    pick = max if mode == "max" else min
+    return pick(scored, key=lambda pair: pair[0])[1]
+
+
+def best_checkpoint(outcome: TrialOutcome, attribute: str | None,
+                    order: str = "max") -> tuple[str, dict] | None:
+    """(path, metrics) of the trial's best kept checkpoint by the top-level result key
+    ``attribute`` (NaN and missing scores rank last, as in Tune); the latest without an
+    ``attribute`` or a score."""
+    import math
+
+    checkpoints = outcome.checkpoints or []
+    scored = [(c, m) for c, m in checkpoints if attribute is not None
+              and isinstance(m.get(attribute), (int, float)) and not math.isnan(m[attribute])]
+    if scored:
+        pick = max if order == "max" else min
+        return pick(scored, key=lambda pair: pair[1][attribute])
+    if outcome.checkpoint is not None:
+        return next(((c, m) for c, m in checkpoints if c == outcome.checkpoint),
+                    (outcome.checkpoint, {}))
+    return checkpoints[-1] if checkpoints else None
 
 
 def _error_message(error: BaseException) -> str:
