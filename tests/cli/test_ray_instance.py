@@ -12,24 +12,15 @@ import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-TINY = textwrap.dedent(
-    """
-    algorithm: PG
-    env: CartPole-v1
-    config:
-      training: {lr: 0.01, train_batch_size_per_learner: 200}
-      env_runners: {num_env_runners: 0, num_envs_per_env_runner: 4}
-      rl_module: {model_config: {fcnet_hiddens: [8]}}
-    stop: {num_env_steps_sampled_lifetime: 200}
-    pass: {threshold: 50, within_env_steps: 10000}
-    """
-)
+from .test_cli import GOOD
+
+# test_cli's tiny PG file, stopped sooner.
+TINY = GOOD.replace("num_env_steps_sampled_lifetime: 400", "num_env_steps_sampled_lifetime: 200")
 
 
 def _free_port() -> int:
