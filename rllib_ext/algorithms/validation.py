@@ -29,8 +29,6 @@ RLLIB_KNOB_METHODS = {
     "rollout_fragment_length": "env_runners",
     "sample_timeout_s": "env_runners",
     "num_learners": "learners",
-    "evaluation_interval": "evaluation",
-    "evaluation_duration": "evaluation",
     "seed": "debugging",
 }
 
