@@ -25,10 +25,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import time
-
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 ENV = "rllib_ext/CausalReach-v0"
 OBS_DIM = ACT_DIM = 6
@@ -184,13 +181,13 @@ def main() -> None:
                    help="measured env steps of RLlib's SAC (default --steps / 5: it is slow)")
     args = p.parse_args()
 
-    import ray
     import torch
 
     import rllib_ext
+    from rllib_ext.core.ray_session import init_local_ray, shutdown_local_ray
 
     torch.set_num_threads(args.threads)
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    init_local_ray(num_cpus=2, include_dashboard=False, log_to_driver=False)
     rllib_ext.register()
     algos, last, totals = {}, {}, {}
     try:
@@ -220,7 +217,7 @@ def main() -> None:
     finally:
         for algo in algos.values():
             algo.stop()
-        ray.shutdown()
+        shutdown_local_ray()
 
     print(f"env {ENV}, batch {args.batch}, hiddens {args.hiddens}, {args.rounds} alternating "
           f"rounds, 0 remote env runners, torch threads {threads}; ACE: fragment "

@@ -22,8 +22,6 @@ import time
 
 import numpy as np
 
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-
 
 def _busy(stop) -> None:
     x = 0
@@ -64,9 +62,10 @@ def main() -> None:
     import ray
 
     from rllib_ext.algorithms.ace.causal_state import CausalWorker, create_causal_worker
+    from rllib_ext.core.ray_session import init_local_ray, shutdown_local_ray
 
     cores = os.cpu_count()
-    ray.init(address="local", num_cpus=cores, include_dashboard=False, log_to_driver=False)
+    init_local_ray(num_cpus=cores, include_dashboard=False, log_to_driver=False)
     data = _data(args.vars, args.samples)
     workers = {
         "ACE's worker": create_causal_worker(1, 1),
@@ -93,7 +92,7 @@ def main() -> None:
     finally:
         for worker in workers.values():
             ray.kill(worker)
-        ray.shutdown()
+        shutdown_local_ray()
 
     print(f"fit: {args.vars} variables x {args.samples} samples (fast backend), {cores} cores, "
           f"load {args.load_factor * cores} busy processes at niceness "

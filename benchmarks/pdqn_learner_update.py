@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
 import statistics
 import time
 
 import torch
-
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
 def main() -> None:
@@ -36,13 +33,13 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
 
-    import ray
     from pdqn_platform import PlainUpdate, make_config
     from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 
     import rllib_ext
+    from rllib_ext.core.ray_session import init_local_ray, shutdown_local_ray
 
-    ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="ERROR")
+    init_local_ray(num_cpus=1, include_dashboard=False, logging_level="ERROR")
     rllib_ext.register()
     algo = make_config(8).build_algo()
     while len(algo.replay) < 1000:
@@ -80,7 +77,7 @@ def main() -> None:
         print(f"round {round_}: " + ", ".join(f"{n} {v[-1]:.2f} ms" for n, v in per_step.items()),
               flush=True)
     algo.stop()
-    ray.shutdown()
+    shutdown_local_ray()
 
     med = {name: statistics.median(v) for name, v in per_step.items()}
     print(f"\nMP-DQN on Platform, batch {size}, {k} gradient steps per update call, "

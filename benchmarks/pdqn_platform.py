@@ -17,13 +17,10 @@ env step. Every (fragment, envs) pair is one RLlib run.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import numpy as np
 import torch
-
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 PLATFORM = "rllib_ext/Platform-v0"
 INITIAL_PARAMS = [-0.8, -0.97222, 0.86047]
@@ -186,11 +183,10 @@ def main() -> None:
                    help="num_envs_per_env_runner values of the RLlib runs (default 1)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    import ray
-
     import rllib_ext
+    from rllib_ext.core.ray_session import init_local_ray, shutdown_local_ray
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    init_local_ray(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     rllib_ext.register()
     plain = plain_loop(args.steps)
     runs = {"plain PyTorch loop": plain}
@@ -211,7 +207,7 @@ def main() -> None:
             parts = ", ".join(f"{k.removesuffix('_timer')} {v * 1e3:.1f} ms"
                               for k, v in r["timers"].items())
             print(f"{name}: per training_step {r['step_s'] * 1e3:.1f} ms = {parts}")
-    ray.shutdown()
+    shutdown_local_ray()
 
 
 if __name__ == "__main__":

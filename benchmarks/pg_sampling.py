@@ -11,10 +11,7 @@ Run: .venv/bin/python benchmarks/pg_sampling.py [--iterations N]
 from __future__ import annotations
 
 import argparse
-import os
 import time
-
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
 def measure(num_envs: int, iterations: int) -> dict:
@@ -52,11 +49,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--iterations", type=int, default=5)
     args = p.parse_args()
-    import ray
+    from rllib_ext.core.ray_session import init_local_ray, shutdown_local_ray
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    init_local_ray(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     rows = {n: measure(n, args.iterations) for n in (1, 8)}
-    ray.shutdown()
+    shutdown_local_ray()
     print(f"{'envs/runner':>11} {'env steps/s':>12} {'sampling':>9} {'learner':>8}")
     for n, r in rows.items():
         print(f"{n:>11} {r['steps_per_s']:>12,.0f} {r['sample_share']:>8.0%} "

@@ -30,10 +30,7 @@ Run: .venv/bin/python benchmarks/pg_variance.py [--batches K] [--seeds 0 1 2] [-
 from __future__ import annotations
 
 import argparse
-import os
 import time
-
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
@@ -271,16 +268,16 @@ def main() -> None:
     p.add_argument("--skip-variance", action="store_true")
     p.add_argument("--skip-efficiency", action="store_true")
     args = p.parse_args()
-    import ray
+    from rllib_ext.core.ray_session import init_local_ray, shutdown_local_ray
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    init_local_ray(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     try:
         if not args.skip_variance:
             variance_table(args.batches, args.episodes_per_batch, args.snapshot_iterations)
         if not args.skip_efficiency:
             sample_efficiency(args.seeds, args.env_steps, args.reuse, args.batch)
     finally:
-        ray.shutdown()
+        shutdown_local_ray()
 
 
 if __name__ == "__main__":

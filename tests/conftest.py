@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
-
-# A private test cluster needs no auth token (Ray would otherwise write ~/.ray/auth_token).
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
 @pytest.fixture(scope="session")
@@ -15,13 +10,14 @@ def ray_session():
     import ray
 
     import rllib_ext
+    from rllib_ext.core.ray_session import init_local_ray, shutdown_local_ray
 
-    # address="local": always a private instance, even next to a running `ray start` cluster.
-    ray.init(address="local", num_cpus=2, include_dashboard=False)
+    # A private, token-protected instance, even next to a running `ray start` cluster.
+    init_local_ray(num_cpus=2, include_dashboard=False)
     # The cluster's registry starts empty: register trainables and envs in it.
     rllib_ext.register()
     yield ray
-    ray.shutdown()
+    shutdown_local_ray()
 
 
 #: Test module that replaces the session's Ray with a 2-node cluster of its own.

@@ -20,6 +20,7 @@ import rllib_ext
 from rllib_ext import ACEConfig, PDQNConfig
 from rllib_ext.algorithms.ace.callbacks import ACE_RESULTS
 from rllib_ext.algorithms.pdqn.pdqn_learner import Q_LOSS_KEY
+from rllib_ext.core.ray_session import init_local_ray
 
 #: Custom resources: one env runner and one learner fit on each node.
 RUNNER_SLOT, LEARNER_SLOT = "rllib_ext_test_runner_slot", "rllib_ext_test_learner_slot"
@@ -55,7 +56,7 @@ def cluster(request):
         ray.shutdown()
         cluster.shutdown()
         if was_running and _later_tests_need_ray(request):
-            ray.init(address="local", num_cpus=2, include_dashboard=False)
+            init_local_ray(num_cpus=2, include_dashboard=False)
             rllib_ext.register()
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import rllib_ext
 from rllib_ext.cli.config_file import DEFAULT_METRIC, EVALUATION_SCORE_KEY, Experiment
 from rllib_ext.cli.quiet import RLLIB_LOG_LEVEL
+from rllib_ext.core import ray_session
 
 DEFAULT_STORAGE = "tune_runs"
 QUIET_HOOK = "rllib_ext.cli.quiet.quiet_worker"
@@ -57,6 +58,12 @@ def init_ray(address: str | None = None, user_modules: Sequence[str] = ()) -> st
         _check_reachable(address)
         package_dir = str(Path(rllib_ext.__file__).parent)
         try:
+            ray_session.use_cluster_token()
+            if _host_port(address):
+                ray_session.check_cluster_token(address)
+        except ray_session.ClusterAuthError as e:
+            raise RayStartError(str(e)) from None
+        try:
             ray.init(
                 address=address,
                 runtime_env={"py_modules": [package_dir, *user_modules],
@@ -64,19 +71,16 @@ def init_ray(address: str | None = None, user_modules: Sequence[str] = ()) -> st
                 logging_level=logging.ERROR,
             )
         except Exception as e:
+            if ray_session.is_auth_refusal(e):
+                raise RayStartError(ray_session.refused_message(address)) from e
             raise RayStartError(
                 f"cannot join the Ray cluster at {address}: {_first_line(e)} Check --address "
                 "(or $RAY_ADDRESS), or give neither for an embedded local Ray."
             ) from e
         description = f"the Ray cluster at {address}{shipped}"
     else:
-        # A private, embedded cluster: no token needed (Ray would otherwise write one to ~/.ray).
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         try:
-            ray.init(
-                # "local": a new instance even when a `ray start` cluster runs on this machine
-                # (a bare ray.init() would join it).
-                address="local",
+            gcs_address = ray_session.init_local_ray(
                 include_dashboard=False,
                 runtime_env={"worker_process_setup_hook": QUIET_HOOK,
                              **({"py_modules": user_modules} if user_modules else {})},
@@ -84,8 +88,8 @@ def init_ray(address: str | None = None, user_modules: Sequence[str] = ()) -> st
             )
         except Exception as e:
             raise RayStartError(f"cannot start an embedded local Ray: {_first_line(e)}") from e
-        description = (f"an embedded local Ray (a new instance at "
-                       f"{ray.get_runtime_context().gcs_address}){shipped}")
+        description = (f"an embedded local Ray (a new instance at {gcs_address}, "
+                       f"token-protected){shipped}")
     # The registry lives in the cluster's GCS: register again on a fresh one.
     rllib_ext.register()
     return description
@@ -97,11 +101,11 @@ def _check_reachable(address: str) -> None:
     :data:`CONNECT_TIMEOUT_S`; other forms (``auto``) are left to ray.init."""
     import socket
 
-    host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not (sep and host and port.isdigit()):
+    host_port = _host_port(address.removeprefix("ray://"))
+    if not host_port:
         return
     try:
-        socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT_S).close()
+        socket.create_connection(host_port, CONNECT_TIMEOUT_S).close()
     except OSError as e:
         reason = "timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e))
         raise RayStartError(
@@ -109,6 +113,14 @@ def _check_reachable(address: str) -> None:
             "head node's HOST:PORT as `ray start --head` prints it, or give neither for an "
             "embedded local Ray."
         ) from None
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of a ``HOST:PORT`` address; None for other forms (``auto``, ``ray://``)."""
+    host, sep, port = address.rpartition(":")
+    if not (sep and host and port.isdigit()) or "://" in host:
+        return None
+    return host.strip("[]"), int(port)
 
 
 def _first_line(error: BaseException) -> str:

@@ -227,8 +227,11 @@ def test_init_ray_ships_the_user_modules(monkeypatch):
     calls = []
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs))
-    monkeypatch.setattr(ray, "get_runtime_context",
-                        lambda: SimpleNamespace(gcs_address="127.0.0.1:1"))
+    # The embedded instance's helper and the cluster's token check, without Ray.
+    monkeypatch.setattr(runner.ray_session, "init_local_ray",
+                        lambda **kwargs: calls.append(kwargs) or "127.0.0.1:1")
+    monkeypatch.setattr(runner.ray_session, "use_cluster_token", lambda: None)
+    monkeypatch.setattr(runner.ray_session, "check_cluster_token", lambda address: None)
     monkeypatch.setattr(runner, "_check_reachable", lambda address: None)
     monkeypatch.setattr(rllib_ext, "register", lambda: None)
     where = runner.init_ray("10.0.0.1:6379", ["/somewhere/my_env.py"])
@@ -236,7 +239,8 @@ def test_init_ray_ships_the_user_modules(monkeypatch):
     assert calls[-1]["runtime_env"]["py_modules"] == [
         str(Path(rllib_ext.__file__).parent), "/somewhere/my_env.py"]
     where = runner.init_ray("local", ["/somewhere/my_pkg"])
-    assert where.endswith("(a new instance at 127.0.0.1:1), shipping my_pkg to its workers")
+    assert where.endswith("(a new instance at 127.0.0.1:1, token-protected), shipping my_pkg "
+                          "to its workers")
     assert calls[-1]["runtime_env"]["py_modules"] == ["/somewhere/my_pkg"]
     runner.init_ray("local")
     assert "py_modules" not in calls[-1]["runtime_env"]
