@@ -1,7 +1,8 @@
-"""The README's ```python blocks run, so they stay true.
+"""The ```python blocks of the README and of the pages in docs/ run, so they stay true.
 
 Each block runs on its own (``exec`` in a fresh namespace, in a temporary working directory)
-on the test session's Ray; ``ray.init()`` in a block joins that session. Conventions:
+on the test session's Ray; ``ray.init()`` and ``init_local_ray()`` in a block join that
+session (and ``shutdown_local_ray()`` leaves it running). Conventions:
 
 * a block whose first line is ``# not run in tests: <reason>`` is skipped with that reason
   (e.g. it needs a Ray cluster); the skip and the reason show in pytest's report (``-rs``);
@@ -19,7 +20,10 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+#: The pages whose blocks run: the README, then docs/ in name order.
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 #: First line of a block that the test skips: the rest of the line is the reason.
 NOT_RUN = re.compile(r"#\s*not run in tests:\s*(?P<reason>.+)")
 #: (text in the README, what runs instead): the budgets of long trainings; ``{tmp}`` is the
@@ -37,8 +41,13 @@ BUDGETS = [
 
 @dataclass
 class Block:
-    line: int  # of the opening fence in README.md
+    page: str  # relative to the repository root
+    line: int  # of the opening fence
     code: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.page}:{self.line}"
 
     @property
     def skip_reason(self) -> str | None:
@@ -47,27 +56,28 @@ class Block:
         return match["reason"].strip() if match else None
 
 
-def python_blocks(text: str) -> list[Block]:
-    """The README's ```python blocks, in order."""
+def python_blocks(text: str, page: str = "README.md") -> list[Block]:
+    """The ```python blocks of one page, in order."""
     blocks, current, start = [], None, 0
     for number, line in enumerate(text.splitlines(), start=1):
         if current is None and line.strip() == "```python":
             current, start = [], number
         elif current is not None and line.strip() == "```":
-            blocks.append(Block(start, "\n".join(current) + "\n"))
+            blocks.append(Block(page, start, "\n".join(current) + "\n"))
             current = None
         elif current is not None:
             current.append(line)
     return blocks
 
 
-BLOCKS = python_blocks(README.read_text())
+BLOCKS = [block for page in PAGES
+          for block in python_blocks(page.read_text(), str(page.relative_to(ROOT)))]
 
 
 def test_the_readme_has_python_blocks_and_they_compile():
-    assert len(BLOCKS) >= 8
+    assert sum(block.page == "README.md" for block in BLOCKS) >= 8
     for block in BLOCKS:
-        compile(block.code, f"README.md:{block.line}", "exec")
+        compile(block.code, block.where, "exec")
 
 
 def test_every_budget_patch_still_applies():
@@ -76,21 +86,26 @@ def test_every_budget_patch_still_applies():
     assert not missing, f"README.md changed; update BUDGETS in {__file__}: {missing}"
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[f"README.md:{b.line}" for b in BLOCKS])
+@pytest.mark.parametrize("block", BLOCKS, ids=[b.where for b in BLOCKS])
 def test_readme_python_block_runs(block, ray_session, tmp_path, monkeypatch):
     if block.skip_reason:
-        pytest.skip(f"README.md:{block.line}: {block.skip_reason}")
+        pytest.skip(f"{block.where}: {block.skip_reason}")
     import ray
 
+    from rllib_ext.core import ray_session as sessions
+
     monkeypatch.chdir(tmp_path)
-    # The session's Ray is running: a block's ray.init() joins it.
+    # The session's Ray is running: a block's ray.init() / init_local_ray() joins it.
     monkeypatch.setattr(ray, "init", lambda *args, **kwargs: None)
+    monkeypatch.setattr(sessions, "init_local_ray",
+                        lambda **kwargs: ray.get_runtime_context().gcs_address)
+    monkeypatch.setattr(sessions, "shutdown_local_ray", lambda: None)
     code = block.code
     for old, new in BUDGETS:
         code = code.replace(old, new.replace("{tmp}", str(tmp_path)))
     namespace = {"__name__": f"README_{block.line}"}
     try:
-        exec(compile(code, f"README.md:{block.line}", "exec"), namespace)
+        exec(compile(code, block.where, "exec"), namespace)
     finally:
         algo = namespace.get("algo")
         if algo is not None and hasattr(algo, "stop"):
