@@ -180,6 +180,13 @@ class Experiment:
             # RLlib appends a hint on turning validation off; the message says the fix.
             message = str(e).split("\nTo suppress all validation errors")[0]
             raise ConfigError(f"{self.path}: the algorithm config is invalid: {message}") from None
+        except Exception as e:
+            # validate() creates the env to check its spaces.
+            reason = _env_creation_error(e)
+            if reason is None:
+                raise
+            raise ConfigError(f"{self.path}: env {self.env!r} cannot be created here: "
+                              f"{reason}") from None
         return config
 
     def _registered_env(self):
@@ -440,6 +447,26 @@ def record_tune_metrics(*, result: dict, metric: str, score_metric: str | None =
         result[CHECKPOINT_SCORE_KEY] = iteration_value(result, score_metric)
 
 
+def _env_creation_error(error: BaseException) -> str | None:
+    """The reason, in one line, when ``error`` comes from creating the env (a missing
+    dependency such as MuJoCo, an unknown id); None for any other error."""
+    import gymnasium
+    from ray.rllib.utils.error import EnvError
+
+    chain, seen = [], set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    for e in chain:  # the most specific first: gymnasium's own (e.g. DependencyNotInstalled)
+        if isinstance(e, gymnasium.error.Error):
+            return str(e).strip().splitlines()[0]
+    for e in chain:
+        if isinstance(e, EnvError):
+            return " ".join(str(e).strip().splitlines()[:4])
+    return None
+
+
 def _load_object(key: str, value):
     if not (isinstance(value, str) and ":" in value):
         return value
@@ -482,13 +509,21 @@ def resolve_path(name: str | Path) -> Path:
     )
 
 
+def default_folder(name: str) -> Path:
+    """The folder ``name`` (``configs``, ``tune_runs``) of the working directory if it has
+    one, else the repository's."""
+    here = Path.cwd() / name
+    return here if here.is_dir() else Path(__file__).resolve().parents[2] / name
+
+
+def list_sweep_files() -> list[Path]:
+    """The sweep definitions: ``tune_runs/*.yaml`` (not the run folders' copies below it)."""
+    return sorted(default_folder("tune_runs").glob("*.yaml"))
+
+
 def list_config_files(root: str | Path | None = None) -> list[Path]:
     """Every ``*.yaml`` under ``root`` (default: the repository's ``configs/``), sorted."""
-    if root is None:
-        root = Path.cwd() / "configs"
-        if not root.is_dir():
-            root = Path(__file__).resolve().parents[2] / "configs"
-    root = Path(root)
+    root = Path(default_folder("configs") if root is None else root)
     if root.is_file():
         return [root]
     return sorted(root.rglob("*.yaml"))
@@ -779,7 +814,9 @@ def _parse_tune(where: str, raw, default_config, *, stop: dict,
 
 
 def _check_config_key(where: str, name: str, key, known) -> None:
-    if key not in known:
+    # A public property (train_batch_size_per_learner) is stored as its private attribute
+    # (_train_batch_size_per_learner) in to_dict(); update_from_dict() takes either.
+    if key not in known and f"_{key}" not in known:
         _fail(
             where,
             f"unknown key {key!r} in {name}.{_did_you_mean(key, known)} "
