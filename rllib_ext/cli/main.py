@@ -102,7 +102,12 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", parents=[cluster, storage],
                        help="Run configs' pass criteria (the slow learning tier) as a table.")
     c.add_argument("configs", nargs="*", default=None,
-                   help="Config files or directories (default: configs/).")
+                   help="Config files or directories (default: configs/; with --dry-run "
+                        "configs/ and tune_runs/).")
+    c.add_argument("--dry-run", action="store_true",
+                   help="Train nothing: build and validate every config, and every point of "
+                        "every sweep's search space (see `rllib-ext tune`), in seconds; exit 2 "
+                        "if any is invalid.")
     return p
 
 
@@ -270,6 +275,7 @@ def _stop(exp, args) -> dict:
 def _cmd_tune(args) -> int:
     from rllib_ext.cli import runner
     from rllib_ext.cli.config_file import DEFAULT_METRIC, load_experiment
+    from rllib_ext.cli.sweep_check import check_sweep
 
     if args.resume:
         exp, record = _resumed_run(args, "tune", ("num_samples", "stop_timesteps"))
@@ -286,11 +292,20 @@ def _cmd_tune(args) -> int:
         if num_samples < 1:
             raise UsageError(f"--num-samples must be >= 1, got {num_samples}.")
         config = runner.quiet_config(exp.build_config())
+        # Every point of the search space, before Ray starts and any trial is created.
+        checked = check_sweep(exp, config)
+        if not checked.ok:
+            for group in checked.invalid:
+                print(f"rllib-ext tune: error: {exp.path}: {group.describe(checked.points)}",
+                      file=sys.stderr)
+            return EXIT_USAGE
         metric = exp.tune.get("metric", DEFAULT_METRIC)
         where = runner.init_ray(args.address, exp.shipped_modules())
         print(f"rllib-ext: tuning {exp.algorithm} on {exp.env} ({num_samples} sample(s)) on "
               f"{where}")
         print(_sweep_description(exp, config), flush=True)
+        print(f"checked {checked.points} point(s) of the search space before starting: all "
+              "valid", flush=True)
         stop = _stop(exp, args)
         exp_dir, outcomes = runner.run(
             exp,
@@ -480,6 +495,8 @@ def _cmd_check(args) -> int:
     from rllib_ext.cli.config_file import list_config_files, load_experiment
     from rllib_ext.learning_check import check_experiment, format_table
 
+    if args.dry_run:
+        return _dry_run(args.configs)
     paths = [p for root in (args.configs or [None]) for p in list_config_files(root)]
     experiments = [load_experiment(p) for p in paths]
     experiments = [e for e in experiments if e.criterion is not None]
@@ -495,6 +512,44 @@ def _cmd_check(args) -> int:
     ok = all(r.config_passed for r in rows)
     print(f"\n{'ALL PASSED' if ok else 'SOME FAILED'}")
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def _dry_run(roots: list[str] | None) -> int:
+    """``rllib-ext check --dry-run``: one line per file, invalid ones with every reason."""
+    from rllib_ext.cli.config_file import (
+        ConfigError,
+        list_config_files,
+        list_sweep_files,
+        load_experiment,
+    )
+    from rllib_ext.cli.sweep_check import check_sweep
+
+    if roots:
+        paths = [p for root in roots for p in list_config_files(root)]
+    else:
+        paths = [*list_config_files(), *list_sweep_files()]
+    if not paths:
+        raise UsageError(f"no config file found in {', '.join(roots or ['configs/'])}.")
+    invalid = 0
+    for path in paths:
+        shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+        try:
+            exp = load_experiment(path)
+            checked = check_sweep(exp, exp.build_config())
+        except ConfigError as e:
+            invalid += 1
+            print(f"INVALID  {e}")
+            continue
+        if not checked.ok:
+            invalid += 1
+            for group in checked.invalid:
+                print(f"INVALID  {shown}: {group.describe(checked.points)}")
+            continue
+        sweep = (f"; sweep: {checked.points} point(s) valid" if exp.searched_keys() else "")
+        print(f"ok       {shown}  [{exp.algorithm} on {exp.env}]{sweep}")
+    print(f"\n{len(paths)} file(s) checked: "
+          + ("all valid" if not invalid else f"{invalid} invalid"))
+    return EXIT_USAGE if invalid else EXIT_OK
 
 
 COMMANDS = {

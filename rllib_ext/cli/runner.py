@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Sequence
@@ -14,6 +16,7 @@ from pathlib import Path
 import rllib_ext
 from rllib_ext.cli.config_file import DEFAULT_METRIC, EVALUATION_SCORE_KEY, Experiment
 from rllib_ext.cli.quiet import RLLIB_LOG_LEVEL
+from rllib_ext.cli.sweep_check import RLLIB_SUPPRESS_HINT
 from rllib_ext.core import ray_session
 
 DEFAULT_STORAGE = "tune_runs"
@@ -228,7 +231,8 @@ def run(
         shutil.copyfile(experiment.path, run_dir / EXPERIMENT_COPY_FILE)
         (run_dir / RUN_RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
     tuner = tune.Tuner(
-        experiment.algorithm_class(),
+        sweep_trainable(experiment.algorithm_class()) if tune_config is not None
+        else experiment.algorithm_class(),
         param_space=param_space,
         # No metric here: Tune would demand it in every result, and evaluation metrics only
         # appear on evaluation iterations. ``metric`` drives the progress line only (a sweep's
@@ -245,6 +249,41 @@ def run(
         ),
     )
     return str(storage_path / name), _outcomes(tuner.fit())
+
+
+@functools.cache
+def sweep_trainable(algorithm_class: type) -> type:
+    """``algorithm_class`` as the trainable of a sweep, where one trial with an invalid config
+    ends alone instead of stopping the sweep.
+
+    Tune asks the trainable for a trial's resources (``default_resource_request``, which
+    builds and validates the trial's config) in the driver when it creates the trial; RLlib's
+    validation error there stops the whole sweep with a traceback. ``rllib-ext tune`` checks
+    the search space before it starts (:mod:`rllib_ext.cli.sweep_check`), but a search
+    algorithm may still propose a point it did not check. For such a trial this subclass
+    requests Tune's default resources instead; the trial's own set-up then raises the same
+    validation error, and Tune ends that trial with it (the summary prints its reason).
+    Same name as the algorithm, so trials are named as before."""
+
+    class SweepTrainable(algorithm_class):
+        @classmethod
+        def default_resource_request(cls, config):
+            try:
+                return super().default_resource_request(config)
+            except ValueError:
+                return None
+
+        def __repr__(self):
+            # RLlib's __repr__ reads self.config, which is None when set-up failed; Ray calls
+            # repr on the actor to report that failure and would report its own crash instead.
+            if getattr(self, "config", None) is None:
+                return f"{type(self).__name__}(set-up failed)"
+            return super().__repr__()
+
+    SweepTrainable.__name__ = algorithm_class.__name__
+    SweepTrainable.__qualname__ = f"sweep_trainable({algorithm_class.__qualname__})"
+    SweepTrainable.__doc__ = algorithm_class.__doc__
+    return SweepTrainable
 
 
 def read_run_record(run_dir: str | Path) -> dict | None:
@@ -271,8 +310,10 @@ def resume(experiment: Experiment, run_dir: str | Path,
     from ray import tune
 
     run_dir = Path(run_dir).resolve()
+    algorithm = experiment.algorithm_class()
+    sweep = (read_run_record(run_dir) or {}).get("command") == "tune"
     tuner = tune.Tuner.restore(
-        str(run_dir), trainable=experiment.algorithm_class(),
+        str(run_dir), trainable=sweep_trainable(algorithm) if sweep else algorithm,
         param_space=param_space if _needs_resolving(param_space) else None,
         resume_unfinished=True, resume_errored=True)
     return str(run_dir), _outcomes(tuner.fit())
@@ -360,5 +401,10 @@ def _error_message(error: BaseException) -> str:
     while cause is not None and (getattr(cause, "cause", None) or cause.__cause__) is not None:
         cause = getattr(cause, "cause", None) or cause.__cause__
     inner = cause or error
-    lines = [ln for ln in str(inner).strip().splitlines() if ln.strip()]
-    return f"{type(inner).__name__}: {lines[-1] if lines else ''}"
+    text = str(inner).split(RLLIB_SUPPRESS_HINT)[0]  # a validation error's reason and fix
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    last = lines[-1].strip() if lines else ""
+    # An actor that died in its set-up ends its text with the original "ValueError: ...".
+    if re.match(r"[A-Za-z_][\w.]*(Error|Exception): ", last):
+        return last
+    return f"{type(inner).__name__}: {last}"
