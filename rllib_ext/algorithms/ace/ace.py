@@ -62,6 +62,7 @@ from rllib_ext.algorithms.replay import (
 from rllib_ext.algorithms.spaces import probe_env_spaces
 from rllib_ext.algorithms.threads import limit_torch_threads
 from rllib_ext.algorithms.validation import KnobChecks, is_integer, is_real
+from rllib_ext.core.random_streams import SeparateEvaluationRandomness
 
 #: ``reset_strength`` values: what sets the kept fraction of a soft reset.
 RESET_STRENGTHS = ("dormancy", "causal")
@@ -95,6 +96,8 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
     def __init__(self, algo_class=None):
         super().__init__(algo_class=algo_class or ACE)
         self.callbacks_class = ACECallback
+        # Greedy evaluation (RLlib's evaluation explores unless told not to): the mean action.
+        self.evaluation_config = {"explore": False}
         self.causal_sample_size = 10_000
         self.causal_update_interval = 10_000
         self.causal_weight_transform = "softmax"
@@ -357,7 +360,7 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
             )
 
 
-class ACE(LeanTrainingStep, SAC):
+class ACE(SeparateEvaluationRandomness, LeanTrainingStep, SAC):
     """ACE on a lean off-policy training step (see the module docstring). Tune name: ``"ACE"``.
 
     Attributes:

@@ -38,6 +38,7 @@ from rllib_ext.algorithms.plain_config import PlainDictConfig
 from rllib_ext.algorithms.spaces import probe_env_spaces
 from rllib_ext.algorithms.threads import limit_torch_threads
 from rllib_ext.algorithms.validation import KnobChecks, is_integer, is_real
+from rllib_ext.core.random_streams import SeparateEvaluationRandomness
 from rllib_ext.hooks import STRATEGIES
 
 NOISES = ("ou", "gaussian", "uniform", "none")
@@ -62,6 +63,8 @@ class ParameterisedActionConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfi
 
     def __init__(self, algo_class=None):
         super().__init__(algo_class=algo_class)
+        # Greedy evaluation (RLlib's evaluation explores unless told not to).
+        self.evaluation_config = {"explore": False}
         # AlgorithmConfig overrides (the MP-DQN scripts' Platform values).
         self.gamma = 0.9
         self.lr = None  # one optimizer per network, each with its own rate
@@ -313,7 +316,7 @@ class ParameterisedActionConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfi
                 )
 
 
-class ParameterisedActionAlgorithm(LeanTrainingStep, Algorithm):
+class ParameterisedActionAlgorithm(SeparateEvaluationRandomness, LeanTrainingStep, Algorithm):
     """The lean training step over a :class:`ParameterisedReplay` (see the module docstring)."""
 
     def replay_extra_columns(self, layout: ActionLayout) -> dict[str, int]:

@@ -59,4 +59,7 @@ class EpsilonScheduleLearner(Learner):
         epsilon = scheduled_epsilon(self.config, timesteps)
         for module_id in self.module.keys():
             getattr(self.module[module_id].unwrapped(), EPSILON_BUFFER).fill_(epsilon)
-            self.metrics.log_value((module_id, EPSILON_KEY), epsilon, window=1)
+            # The value in force at the end of the iteration: RLlib merges the results of an
+            # iteration's updates (and learners) into one, and ε never rises (validate()
+            # rejects epsilon_final > epsilon_initial), so the smallest is the latest.
+            self.metrics.log_value((module_id, EPSILON_KEY), epsilon, reduce="min")

@@ -38,6 +38,7 @@ from rllib_ext.algorithms.sampling import sample_env_runners
 from rllib_ext.algorithms.spaces import probe_env_spaces
 from rllib_ext.algorithms.threads import limit_torch_threads
 from rllib_ext.algorithms.validation import KnobChecks
+from rllib_ext.core.random_streams import SeparateEvaluationRandomness
 
 
 class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfig):
@@ -63,6 +64,8 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
     def __init__(self, algo_class=None):
         super().__init__(algo_class=algo_class or PG)
         # Overrides of AlgorithmConfig defaults.
+        # Greedy evaluation (RLlib's evaluation explores unless told not to).
+        self.evaluation_config = {"explore": False}
         self.lr = 1e-3
         self.gamma = 0.99
         self.train_batch_size_per_learner = 2000
@@ -312,7 +315,7 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
             )
 
 
-class PG(Algorithm):
+class PG(SeparateEvaluationRandomness, Algorithm):
     """REINFORCE with baselines and importance-weighted reuse. Tune name: ``"PG"``."""
 
     @classmethod

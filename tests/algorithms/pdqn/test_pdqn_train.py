@@ -185,6 +185,26 @@ def test_epsilon_decays_from_the_first_episode_before_learning(ray_session):
     assert epsilon == _schedule(episodes, 50) < 1.0
 
 
+def test_the_epsilon_metric_is_the_value_in_force_at_the_end_of_the_iteration(ray_session):
+    """Not the mean over the iteration's updates: here ε falls from 1 to ~0.5 within the
+    iteration, and the metric equals what the env runner ends the iteration with."""
+    from rllib_ext.algorithms.parameterised.parameterised_learner import EPSILON_KEY
+
+    algo = (_tiny(epsilon_decay_duration=150)
+            .env_runners(rollout_fragment_length=1)
+            .reporting(min_sample_timesteps_per_iteration=200).build_algo())
+    try:
+        result = algo.train()
+        runner_epsilon = algo.env_runner.module.epsilon.item()
+    finally:
+        algo.stop()
+    episodes = result["env_runners"]["num_episodes_lifetime"]
+    assert 10 < episodes < 150  # mid-decay: a mean over the iteration would be well above it
+    metric = result["learners"]["default_policy"][EPSILON_KEY]
+    assert metric == pytest.approx(runner_epsilon, abs=1e-6)
+    assert metric == pytest.approx(_schedule(episodes, 150), abs=0.01 * 2)  # within 2 episodes
+
+
 def _learner_weights(algo) -> list[dict]:
     return [r.get() for r in algo.learner_group.foreach_learner(
         lambda learner: learner.module["default_policy"].unwrapped().state_dict())]
