@@ -104,6 +104,8 @@ STOP_KEYS = (ENV_STEPS_KEY, "training_iteration", "time_total_s", "num_episodes_
 #: Result sections a nested ``stop`` key ("section/.../metric") may start with.
 STOP_SECTIONS = ("env_runners", "evaluation", "learners", "timers", "fault_tolerance")
 DEFAULT_METRIC = "env_runners/episode_return_mean"
+#: What RLlib appends to every validation error (the reason and the fix come before it).
+RLLIB_SUPPRESS_HINT = "\nTo suppress all validation errors"
 #: RLlib's (greedy, by default) evaluation return: what a run's best checkpoint is scored by.
 EVALUATION_METRIC = "evaluation/env_runners/episode_return_mean"
 #: Top-level result key the CLI adds to every result of a config that evaluates: the evaluation
@@ -178,7 +180,7 @@ class Experiment:
             raise
         except ValueError as e:
             # RLlib appends a hint on turning validation off; the message says the fix.
-            message = str(e).split("\nTo suppress all validation errors")[0]
+            message = str(e).split(RLLIB_SUPPRESS_HINT)[0]
             raise ConfigError(f"{self.path}: the algorithm config is invalid: {message}") from None
         except Exception as e:
             # validate() creates the env to check its spaces.

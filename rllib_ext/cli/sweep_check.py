@@ -21,14 +21,12 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from rllib_ext.cli.config_file import Experiment, _typed
+from rllib_ext.cli.config_file import RLLIB_SUPPRESS_HINT, Experiment, _typed
 
 #: Random draws of the range domains checked per combination of the finite values.
 DRAWS = 8
 #: Seed of those draws: the same points are checked every time.
 SEED = 0
-#: What RLlib appends to every validation error (the fix is in the message before it).
-RLLIB_SUPPRESS_HINT = "\nTo suppress all validation errors"
 
 
 @dataclass
