@@ -6,7 +6,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from rllib_ext.cli.config_file import ENV_STEPS_KEY, Experiment
+from rllib_ext.cli.config_file import ENV_STEPS_KEY, FINAL_EVALUATION_METRIC, Experiment
 
 
 @dataclass
@@ -53,11 +53,15 @@ def check_experiment(exp: Experiment, *, storage: str | None = None) -> list[Che
     crit = exp.criterion
     space = plain_config_dict(runner.quiet_config(exp.build_config()))
     space["seed"] = tune.grid_search(list(crit.seeds))
+    # Scored by the final evaluation: every seed trains to the budget, then its chosen
+    # checkpoint is evaluated; otherwise a seed stops at its first crossing.
+    by_final_evaluation = crit.metric == FINAL_EVALUATION_METRIC
 
     def stop(_trial_id, result) -> bool:
         value = lookup(result, crit.metric)
         reached = isinstance(value, (int, float)) and value >= crit.threshold
-        return reached or lookup(result, ENV_STEPS_KEY, 0) >= crit.within_env_steps
+        return (reached and not by_final_evaluation) or (
+            lookup(result, ENV_STEPS_KEY, 0) >= crit.within_env_steps)
 
     _, outcomes = runner.run(
         exp,
@@ -66,14 +70,19 @@ def check_experiment(exp: Experiment, *, storage: str | None = None) -> list[Che
         progress_stop={ENV_STEPS_KEY: crit.within_env_steps},
         storage=storage,
         name=f"check_{exp.name}_{time.strftime('%Y%m%d-%H%M%S')}",
-        metric=crit.metric,
+        metric=exp.evaluation_metric if by_final_evaluation else crit.metric,
     )
     rows = []
     for o in outcomes:
         df = o.dataframe
-        has = df is not None and crit.metric in df and ENV_STEPS_KEY in df
+        has = df is not None and ENV_STEPS_KEY in df and (
+            by_final_evaluation or crit.metric in df)
         steps = df[ENV_STEPS_KEY].tolist() if has else []
-        values = df[crit.metric].astype(float).tolist() if has else []
+        trained = int(steps[-1]) if steps else 0
+        if by_final_evaluation:
+            steps, values = final_evaluation_point(o, exp) if has and not o.error else ([], [])
+        else:
+            values = df[crit.metric].astype(float).tolist() if has else []
         rows.append(
             CheckRow(
                 config=str(exp.path),
@@ -84,7 +93,7 @@ def check_experiment(exp: Experiment, *, storage: str | None = None) -> list[Che
                 reached_at=first_crossing(steps, values, crit.threshold, crit.within_env_steps),
                 best=max((v for v in values if not math.isnan(v)), default=math.nan),
                 final=last_value(values),
-                env_steps=int(steps[-1]) if steps else 0,
+                env_steps=trained,
                 error=o.error,
             )
         )
@@ -92,6 +101,18 @@ def check_experiment(exp: Experiment, *, storage: str | None = None) -> list[Che
     for r in rows:
         r.config_passed = passed
     return sorted(rows, key=lambda r: r.seed)
+
+
+def final_evaluation_point(outcome, exp: Experiment) -> tuple[list[int], list[float]]:
+    """([env steps of the evaluated checkpoint], [its final-evaluation return]), or empty."""
+    from rllib_ext.cli.checkpoints import describe_final_evaluation, final_evaluation
+
+    record = final_evaluation(outcome.path, exp)
+    if record is None:
+        return [], []
+    print(f"seed {outcome.metrics.get('config', {}).get('seed', '?')}: "
+          f"{describe_final_evaluation(record)}", flush=True)
+    return [record["env_steps"]], [record["episode_return_mean"]]
 
 
 def config_passes(rows: list[CheckRow], crit) -> bool:

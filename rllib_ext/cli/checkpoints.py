@@ -97,3 +97,45 @@ def describe(checkpoint: CheckpointInfo, metric: str) -> str:
     score = "" if checkpoint.score is None else f"{metric} {checkpoint.score:.3f}, "
     return (f"{checkpoint.path} ({score}iteration {checkpoint.iteration}, "
             f"{checkpoint.env_steps:,} env steps)")
+
+
+def final_evaluation(trial_dir: str | Path, experiment) -> dict | None:
+    """The experiment's ``final_evaluation`` of one finished trial: its chosen checkpoint
+    (the best by the evaluation metric, or the last; the last when none was scored) evaluated
+    greedily over the configured number of episodes, on a fresh env runner. Written to
+    ``FINAL_EVALUATION_FILE`` in the trial directory and returned as ``{"checkpoint", "which",
+    "iteration", "env_steps", "score", "episodes", "episode_return_mean"}``; None without a
+    ``final_evaluation`` section or a checkpoint. Needs a running Ray."""
+    import json
+
+    import numpy as np
+
+    from rllib_ext.cli.config_file import FINAL_EVALUATION_FILE
+    from rllib_ext.evaluation import evaluate_checkpoint
+
+    spec = experiment.final_evaluation
+    if spec is None:
+        return None
+    checkpoints = trial_checkpoints(trial_dir, experiment.evaluation_metric)
+    chosen = pick(checkpoints, spec["checkpoint"])
+    which = spec["checkpoint"]
+    if chosen is None:
+        chosen, which = pick(checkpoints, "last"), "last"
+    if chosen is None:
+        return None
+    returns, _ = evaluate_checkpoint(chosen.path, num_episodes=spec["episodes"])
+    record = {"checkpoint": chosen.path, "which": which, "iteration": chosen.iteration,
+              "env_steps": chosen.env_steps, "score": chosen.score,
+              "episodes": len(returns), "episode_return_mean": float(np.mean(returns))}
+    (Path(trial_dir) / FINAL_EVALUATION_FILE).write_text(json.dumps(record, indent=1))
+    return record
+
+
+def describe_final_evaluation(record: dict) -> str:
+    """One line: which checkpoint was evaluated and what it scored."""
+    picked = f"{record['which']} checkpoint, iteration {record['iteration']}, " \
+             f"{record['env_steps']:,} env steps"
+    if record["score"] is not None:
+        picked += f", chosen by its {record['score']:.3f} during training"
+    return (f"final evaluation: episode_return_mean {record['episode_return_mean']:.3f} over "
+            f"{record['episodes']:,} greedy episodes ({picked})")

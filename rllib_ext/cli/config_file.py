@@ -64,6 +64,7 @@ TOP_LEVEL_KEYS = (
     "config",
     "stop",
     "checkpoint_every",
+    "final_evaluation",
     "pass",
     "tune",
     "description",
@@ -117,6 +118,12 @@ EVALUATION_SCORE_KEY = "evaluation_score"
 #: nested metric ("section/.../name"): its value (NaN where absent; an evaluation metric only
 #: in iterations that evaluated), since Tune scores checkpoints by top-level keys only.
 CHECKPOINT_SCORE_KEY = "checkpoint_score"
+#: Keys of the ``final_evaluation:`` section.
+FINAL_EVALUATION_KEYS = ("checkpoint", "episodes")
+#: The ``pass.metric`` that scores each seed by its final evaluation (not by a result metric).
+FINAL_EVALUATION_METRIC = "final_evaluation/episode_return_mean"
+#: File (in the trial's directory) that holds a run's final evaluation.
+FINAL_EVALUATION_FILE = "final_evaluation.json"
 
 
 class ConfigError(ValueError):
@@ -150,6 +157,9 @@ class Experiment:
     sections: dict[str, dict]
     stop: dict[str, Any]
     checkpoint_every: int = 0
+    #: ``{"checkpoint": "best" | "last", "episodes": N}``: after training, the chosen
+    #: checkpoint is evaluated greedily over N fresh episodes (None: no final evaluation).
+    final_evaluation: dict | None = None
     criterion: PassCriterion | None = None
     tune: dict[str, Any] = field(default_factory=dict)
     description: str = ""
@@ -594,6 +604,12 @@ def load_experiment(name: str | Path) -> Experiment:
                      "is scored by an evaluation; e.g. checkpoint_every: "
                      f"{interval * max(1, round(checkpoint_every / interval))}.")
 
+    final_evaluation = _parse_final_evaluation(where, raw.get("final_evaluation"), interval)
+    criterion = _parse_criterion(where, raw.get("pass"))
+    if criterion is not None and criterion.metric == FINAL_EVALUATION_METRIC and (
+            final_evaluation is None):
+        _fail(where, f"pass.metric {FINAL_EVALUATION_METRIC!r} needs a 'final_evaluation' "
+                     "section, e.g. final_evaluation: {checkpoint: best, episodes: 1000}.")
     return Experiment(
         path=path,
         name=_experiment_name(path),
@@ -603,7 +619,8 @@ def load_experiment(name: str | Path) -> Experiment:
         sections=sections,
         stop=stop,
         checkpoint_every=checkpoint_every,
-        criterion=_parse_criterion(where, raw.get("pass")),
+        final_evaluation=final_evaluation,
+        criterion=criterion,
         tune=_parse_tune(where, raw.get("tune"), default_config, stop=stop,
                          checkpoints_during_run=bool(checkpoint_every or (
                              isinstance(interval, int) and interval > 0))),
@@ -744,6 +761,23 @@ def _check_mapping(where: str, name: str, raw, allowed) -> None:
                 f"unknown key {key!r} in '{name}'.{_did_you_mean(key, allowed)} "
                 f"Valid keys: {', '.join(allowed)}.",
             )
+
+
+def _parse_final_evaluation(where: str, raw, interval) -> dict | None:
+    if raw is None:
+        return None
+    _check_mapping(where, "final_evaluation", raw, FINAL_EVALUATION_KEYS)
+    which = raw.get("checkpoint", "best")
+    if which not in ("best", "last"):
+        _fail(where, f"final_evaluation.checkpoint must be 'best' or 'last', got {which!r}.")
+    episodes = raw.get("episodes", 1000)
+    if not isinstance(episodes, int) or isinstance(episodes, bool) or episodes < 1:
+        _fail(where, f"final_evaluation.episodes must be an integer >= 1, got {episodes!r}.")
+    if which == "best" and not (isinstance(interval, int) and interval > 0):
+        _fail(where, "final_evaluation.checkpoint 'best' needs checkpoints scored during the "
+                     "run: set evaluation.evaluation_interval (e.g. 2), or use checkpoint: "
+                     "last.")
+    return {"checkpoint": which, "episodes": episodes}
 
 
 def _parse_criterion(where: str, raw) -> PassCriterion | None:

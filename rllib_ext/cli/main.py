@@ -187,7 +187,14 @@ def _resumed_run(args, command: str, fixed: tuple[str, ...]):
 def _cmd_train(args) -> int:
     from rllib_ext.algorithms.plain_config import plain_config_dict
     from rllib_ext.cli import runner
-    from rllib_ext.cli.checkpoints import describe, last_evaluation, pick, run_checkpoints
+    from rllib_ext.cli.checkpoints import (
+        describe,
+        describe_final_evaluation,
+        final_evaluation,
+        last_evaluation,
+        pick,
+        run_checkpoints,
+    )
     from rllib_ext.cli.config_file import ENV_STEPS_KEY, load_experiment
     from rllib_ext.cli.progress import format_duration, lookup
 
@@ -242,6 +249,12 @@ def _cmd_train(args) -> int:
               f"{exp.evaluation_metric.split('/')[-1]} {greedy:.3f}{count}")
     checkpoints = run_checkpoints(outcome.path, exp.evaluation_metric)
     last, best = pick(checkpoints, "last"), pick(checkpoints, "best")
+    if exp.final_evaluation is not None:
+        print(f"evaluating the {exp.final_evaluation['checkpoint']} checkpoint over "
+              f"{exp.final_evaluation['episodes']:,} greedy episodes ...", flush=True)
+        record = final_evaluation(outcome.path, exp)
+        if record is not None:
+            print(describe_final_evaluation(record))
     if args.gif:
         from rllib_ext.evaluation import evaluate_checkpoint
 

@@ -56,6 +56,17 @@ def _write(tmp_path: Path, text: str) -> Path:
         ("env_runners:", "envrunners:", "unknown config section 'envrunners'"),
         ("num_envs_per_env_runner: 4", "num_envs_per_env_runner: [4]", "must be a number"),
         ("threshold: 50", "threshold: high", "pass.threshold is required and must be a number"),
+        ("pass:", "final_evaluation: {checkpoint: worst}\npass:",
+         "final_evaluation.checkpoint must be 'best' or 'last', got 'worst'"),
+        ("pass:", "final_evaluation: {checkpoint: last, episodes: 0}\npass:",
+         "final_evaluation.episodes must be an integer >= 1, got 0"),
+        ("pass:", "final_evaluation: {episodes: 10}\npass:",
+         "final_evaluation.checkpoint 'best' needs checkpoints scored during the run: set "
+         "evaluation.evaluation_interval"),
+        ("pass:", "final_evaluation: {checkpoint: last, episode: 10}\npass:",
+         "unknown key 'episode' in 'final_evaluation'. Did you mean 'episodes'?"),
+        ("threshold: 50", "metric: final_evaluation/episode_return_mean, threshold: 50",
+         "pass.metric 'final_evaluation/episode_return_mean' needs a 'final_evaluation' section"),
     ],
 )
 def test_bad_config_exits_2_with_message(tmp_path, capsys, old, new, message):
@@ -388,3 +399,74 @@ def test_train_ends_with_the_greedy_evaluation_and_a_gif(ray_session, tmp_path, 
     with Image.open(gif) as image:
         assert image.n_frames == 2
     assert main(["train", str(_write(tmp_path, text)), "--gif", "out.png"]) == 2
+
+
+def test_train_ends_with_the_final_evaluation_of_the_best_checkpoint(ray_session, tmp_path,
+                                                                     capsys):
+    import json
+
+    from rllib_ext.cli.checkpoints import pick, run_checkpoints
+    from rllib_ext.cli.config_file import EVALUATION_METRIC, FINAL_EVALUATION_FILE
+
+    text = textwrap.dedent(
+        """
+        algorithm: PG
+        env: tests.cli.test_cli.RenderableBandit
+        config:
+          training: {train_batch_size_per_learner: 16}
+          env_runners: {num_env_runners: 0}
+          rl_module: {model_config: {fcnet_hiddens: [4]}}
+          evaluation: {evaluation_interval: 1, evaluation_duration: 3,
+                       evaluation_duration_unit: episodes}
+        stop: {training_iteration: 3}
+        final_evaluation: {checkpoint: best, episodes: 7}
+        """
+    )
+    code = main(["train", str(_write(tmp_path, text)), "--storage", str(tmp_path / "runs")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    [record_file] = (tmp_path / "runs").rglob(FINAL_EVALUATION_FILE)
+    record = json.loads(record_file.read_text())
+    best = pick(run_checkpoints(record_file.parent, EVALUATION_METRIC), "best")
+    # The checkpoint Tune kept as the best, evaluated over exactly 7 more greedy episodes;
+    # the bandit's greedy return is 0 or 1 per episode, so the mean is a multiple of 1/7.
+    assert record["which"] == "best" and record["checkpoint"] == best.path
+    assert record["iteration"] == best.iteration and record["episodes"] == 7
+    assert round(record["episode_return_mean"] * 7, 6) in {float(i) for i in range(8)}
+    assert (f"final evaluation: episode_return_mean {record['episode_return_mean']:.3f} over 7 "
+            f"greedy episodes (best checkpoint, iteration {best.iteration}, ") in out
+
+
+def test_check_scores_each_seed_by_its_final_evaluation(ray_session, tmp_path, capsys):
+    import json
+
+    from rllib_ext.cli.config_file import FINAL_EVALUATION_FILE
+    from rllib_ext.learning_check import check_experiment
+
+    text = textwrap.dedent(
+        """
+        algorithm: PG
+        env: tests.cli.test_cli.RenderableBandit
+        config:
+          training: {train_batch_size_per_learner: 16}
+          env_runners: {num_env_runners: 0}
+          rl_module: {model_config: {fcnet_hiddens: [4]}}
+          evaluation: {evaluation_interval: 1, evaluation_duration: 3,
+                       evaluation_duration_unit: episodes}
+        stop: {training_iteration: 10}
+        final_evaluation: {checkpoint: best, episodes: 6}
+        pass: {metric: final_evaluation/episode_return_mean, threshold: 0.0,
+               within_env_steps: 48, seeds: [0], min_passing: 1}
+        """
+    )
+    [row] = check_experiment(load_experiment(_write(tmp_path, text)),
+                             storage=str(tmp_path / "runs"))
+    [record_file] = (tmp_path / "runs").rglob(FINAL_EVALUATION_FILE)
+    record = json.loads(record_file.read_text())
+    # Threshold 0 is met by the first evaluation, yet the seed trains to the whole budget
+    # (3 iterations of 16 env steps) before its best checkpoint is evaluated and scored.
+    assert row.error is None and row.env_steps >= 48
+    assert record["episodes"] == 6 and record["which"] == "best"
+    assert row.final == row.best == record["episode_return_mean"]
+    assert row.reached_at == record["env_steps"] and row.passed and row.config_passed
+    assert "seed 0: final evaluation: episode_return_mean" in capsys.readouterr().out
