@@ -17,8 +17,9 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@
 
-## The main job: MP-DQN on Platform (the reference's settings, 10k env steps) on an embedded
-## local Ray, ending with the greedy evaluation (1000 episodes) and a GIF of one greedy episode.
+## The main job: MP-DQN on Platform (the reference's settings with Gaussian parameter noise,
+## 8 envs, 30k env steps) on an embedded local Ray, ending with the best checkpoint's greedy
+## evaluation over 1000 fresh episodes and a GIF of one greedy episode.
 train: $(STAMP)
 	$(BIN)/rllib-ext train configs/pdqn/platform.yaml --gif tune_runs/mpdqn_platform.gif
 

@@ -110,3 +110,17 @@ def test_readme_python_block_runs(block, ray_session, tmp_path, monkeypatch):
         algo = namespace.get("algo")
         if algo is not None and hasattr(algo, "stop"):
             algo.stop()
+
+
+def test_the_readme_config_file_example_is_a_valid_experiment(tmp_path):
+    """The annotated ```yaml experiment file (every top-level key) passes `rllib-ext check
+    --dry-run`: loading, the algorithm config's validate() and every point of its sweep."""
+    from rllib_ext.cli.main import main
+
+    text = (ROOT / "README.md").read_text()
+    start = text.index("```yaml\nalgorithm:") + len("```yaml\n")
+    example = text[start:text.index("```", start)]
+    assert "final_evaluation:" in example and "tune:" in example and "pass:" in example
+    path = tmp_path / "example.yaml"
+    path.write_text(example)
+    assert main(["check", "--dry-run", str(path)]) == 0
