@@ -41,25 +41,12 @@ def make_config(rollout_fragment_length: int, num_envs: int = 1):
 
 
 def greedy_return(module, episodes: int, seed: int = 100) -> float:
-    from ray.rllib.core.columns import Columns
+    """Mean greedy return of ``module`` on Platform over ``episodes`` (env seeds from ``seed``)."""
+    from platform_seed_study import greedy_return as greedy_return_on
 
     from rllib_ext.envs import make
 
-    env = make(PLATFORM, scale=True)
-    returns = []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
-        done, total = False, 0.0
-        while not done:
-            with torch.no_grad():
-                action = module.forward_inference({Columns.OBS: torch.as_tensor(obs[None])})[
-                    Columns.ACTIONS]
-            action = (int(action[0][0]), *(p[0].numpy() for p in action[1:]))
-            obs, reward, terminated, truncated, _ = env.step(action)
-            total += reward
-            done = terminated or truncated
-        returns.append(total)
-    return float(np.mean(returns))
+    return greedy_return_on(module, make(PLATFORM, scale=True), episodes, seed)
 
 
 class PlainUpdate:

@@ -347,6 +347,21 @@ class RenderableBandit(gym.Env):
         return np.full((8, 8, 3), 100 * self.last, np.uint8)
 
 
+def _bandit_experiment(*, evaluation_episodes: int, rest: str) -> str:
+    """A PG experiment on RenderableBandit (16 env steps per iteration) with a greedy
+    evaluation of ``evaluation_episodes`` every iteration; ``rest``: its other top-level keys."""
+    return textwrap.dedent(f"""
+        algorithm: PG
+        env: tests.cli.test_cli.RenderableBandit
+        config:
+          training: {{train_batch_size_per_learner: 16}}
+          env_runners: {{num_env_runners: 0}}
+          rl_module: {{model_config: {{fcnet_hiddens: [4]}}}}
+          evaluation: {{evaluation_interval: 1, evaluation_duration: {evaluation_episodes},
+                       evaluation_duration_unit: episodes}}
+        """) + textwrap.dedent(rest)
+
+
 def test_evaluate_writes_a_gif(ray_session, tmp_path, capsys):
     from PIL import Image
 
@@ -375,19 +390,7 @@ def test_evaluate_writes_a_gif(ray_session, tmp_path, capsys):
 def test_train_ends_with_the_greedy_evaluation_and_a_gif(ray_session, tmp_path, capsys):
     from PIL import Image
 
-    text = textwrap.dedent(
-        """
-        algorithm: PG
-        env: tests.cli.test_cli.RenderableBandit
-        config:
-          training: {train_batch_size_per_learner: 16}
-          env_runners: {num_env_runners: 0}
-          rl_module: {model_config: {fcnet_hiddens: [4]}}
-          evaluation: {evaluation_interval: 1, evaluation_duration: 5,
-                       evaluation_duration_unit: episodes}
-        stop: {training_iteration: 1}
-        """
-    )
+    text = _bandit_experiment(evaluation_episodes=5, rest="stop: {training_iteration: 1}")
     gif = tmp_path / "episode.gif"
     code = main(["train", str(_write(tmp_path, text)), "--storage", str(tmp_path / "runs"),
                  "--gif", str(gif)])
@@ -408,20 +411,10 @@ def test_train_ends_with_the_final_evaluation_of_the_best_checkpoint(ray_session
     from rllib_ext.cli.checkpoints import pick, run_checkpoints
     from rllib_ext.cli.config_file import EVALUATION_METRIC, FINAL_EVALUATION_FILE
 
-    text = textwrap.dedent(
-        """
-        algorithm: PG
-        env: tests.cli.test_cli.RenderableBandit
-        config:
-          training: {train_batch_size_per_learner: 16}
-          env_runners: {num_env_runners: 0}
-          rl_module: {model_config: {fcnet_hiddens: [4]}}
-          evaluation: {evaluation_interval: 1, evaluation_duration: 3,
-                       evaluation_duration_unit: episodes}
+    text = _bandit_experiment(evaluation_episodes=3, rest="""
         stop: {training_iteration: 3}
         final_evaluation: {checkpoint: best, episodes: 7}
-        """
-    )
+        """)
     code = main(["train", str(_write(tmp_path, text)), "--storage", str(tmp_path / "runs")])
     out = capsys.readouterr().out
     assert code == 0, out
@@ -443,22 +436,12 @@ def test_check_scores_each_seed_by_its_final_evaluation(ray_session, tmp_path, c
     from rllib_ext.cli.config_file import FINAL_EVALUATION_FILE
     from rllib_ext.learning_check import check_experiment
 
-    text = textwrap.dedent(
-        """
-        algorithm: PG
-        env: tests.cli.test_cli.RenderableBandit
-        config:
-          training: {train_batch_size_per_learner: 16}
-          env_runners: {num_env_runners: 0}
-          rl_module: {model_config: {fcnet_hiddens: [4]}}
-          evaluation: {evaluation_interval: 1, evaluation_duration: 3,
-                       evaluation_duration_unit: episodes}
+    text = _bandit_experiment(evaluation_episodes=3, rest="""
         stop: {training_iteration: 10}
         final_evaluation: {checkpoint: best, episodes: 6}
         pass: {metric: final_evaluation/episode_return_mean, threshold: 0.0,
                within_env_steps: 48, seeds: [0], min_passing: 1}
-        """
-    )
+        """)
     [row] = check_experiment(load_experiment(_write(tmp_path, text)),
                              storage=str(tmp_path / "runs"))
     [record_file] = (tmp_path / "runs").rglob(FINAL_EVALUATION_FILE)
