@@ -22,7 +22,7 @@ import copy
 
 import numpy as np
 import torch
-from platform_seed_study import parse_overrides
+from platform_seed_study import greedy_action, parse_overrides
 
 
 def build_module(config_path: str, state_path: str, overrides: dict):
@@ -52,15 +52,6 @@ def q_and_grads(module, hook, obs: np.ndarray):
     return q[0].detach().numpy(), params[0].detach().numpy(), grad[0].numpy(), bounded[0].numpy()
 
 
-def act(module, obs: np.ndarray):
-    from ray.rllib.core.columns import Columns
-
-    with torch.no_grad():
-        out = module.forward_inference({Columns.OBS: torch.as_tensor(obs[None])})
-    action = tuple(a[0].numpy() for a in out[Columns.ACTIONS])
-    return (int(action[0]), *action[1:])
-
-
 def rollout(module, env, first_action, gamma: float) -> tuple[float, float]:
     """(return, discounted return) from taking ``first_action`` in ``env`` now and acting
     greedily afterwards."""
@@ -71,7 +62,7 @@ def rollout(module, env, first_action, gamma: float) -> tuple[float, float]:
         discounted += discount * float(reward)
         discount *= gamma
         done = terminated or truncated
-        action = act(module, obs)
+        action = greedy_action(module, obs)
     return total, discounted
 
 
@@ -96,7 +87,7 @@ def main() -> None:
           "dQ/dx (run, hop, leap)    after the strategy")
     while not done:
         q, params, grad, bounded = q_and_grads(module, hook, obs)
-        action = act(module, obs)
+        action = greedy_action(module, obs)
         k = action[0]
         low, high = PARAMETERS_MIN[k], PARAMETERS_MAX[k]
         value = low + (float(action[1 + k][0]) + 1) / 2 * (high - low)

@@ -69,21 +69,25 @@ def parse_overrides(items: list[str]) -> dict:
     return overrides
 
 
-def greedy_return(module, env, episodes: int, first_seed: int) -> float:
-    """Mean undiscounted return of ``module``'s greedy actions over ``episodes`` episodes."""
+def greedy_action(module, obs: np.ndarray) -> tuple:
+    """The env action ``(k, params_1, ..., params_K)`` of ``module``'s greedy policy at ``obs``."""
     import torch
     from ray.rllib.core.columns import Columns
 
+    with torch.no_grad():
+        out = module.forward_inference({Columns.OBS: torch.as_tensor(obs[None])})
+    action = tuple(a[0].numpy() for a in out[Columns.ACTIONS])
+    return (int(action[0]), *action[1:])
+
+
+def greedy_return(module, env, episodes: int, first_seed: int) -> float:
+    """Mean undiscounted return of ``module``'s greedy actions over ``episodes`` episodes."""
     returns = []
     for i in range(episodes):
         obs, _ = env.reset(seed=first_seed + i)
         done, total = False, 0.0
         while not done:
-            with torch.no_grad():
-                out = module.forward_inference({Columns.OBS: torch.as_tensor(obs[None])})
-            action = tuple(a[0].numpy() for a in out[Columns.ACTIONS])
-            action = (int(action[0]), *action[1:])
-            obs, reward, terminated, truncated, _ = env.step(action)
+            obs, reward, terminated, truncated, _ = env.step(greedy_action(module, obs))
             total += float(reward)
             done = terminated or truncated
         returns.append(total)
