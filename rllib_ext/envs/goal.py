@@ -348,7 +348,10 @@ class GoalEnv(gym.Env):
         act = ACTION_LOOKUP[k]
         self.frame_log = []
         self.time += 1
-        info = {"action": ACTION_NAMES[k], "parameter": param, "time_limit": False,
+        # The clipped parameter as a tuple of floats: its length depends on the action, and a
+        # gymnasium vector env batches an info array only when its shape never changes.
+        info = {"action": ACTION_NAMES[k], "parameter": tuple(float(v) for v in param),
+                "time_limit": False,
                 "goal": False}
         if self.time == MAX_TIME:
             info.update(frames=0, time_limit=True)

@@ -195,3 +195,15 @@ def test_info_flags_the_goal(no_noise):
     env = _env_at(no_noise, (10.0, 0.0), (11.0, 0.0), (12.5, 0.0))
     *_, info = env.step((0, ([10.0, 0.0], [0.0], [0.0])))
     assert info["goal"] is False
+
+
+def test_vector_env_steps_actions_with_parameters_of_different_sizes():
+    """A gymnasium vector env batches infos by key: ``info["parameter"]`` (2 values after a
+    kick, 1 after a shot) must not break it, so Goal runs with num_envs_per_env_runner > 1."""
+    envs = gym.vector.SyncVectorEnv([GoalEnv, GoalEnv])
+    envs.reset(seed=0)
+    actions = (np.array([0, 1]), (np.array([[10.0, 0.0], [10.0, 0.0]]),
+                                  np.array([[3.0], [3.0]]), np.array([[0.0], [0.0]])))
+    *_, infos = envs.step(actions)
+    assert list(infos["action"]) == ["kick_to", "shoot_goal_left"]
+    assert list(infos["parameter"]) == [(10.0, 0.0), (3.0,)]
