@@ -45,11 +45,18 @@ from ray.rllib.utils.metrics import (
 )
 from ray.tune.execution.placement_groups import PlacementGroupFactory
 
+from rllib_ext.algorithms.ace.ace_learner import CRITIC_LOSSES
 from rllib_ext.algorithms.ace.callbacks import ACECallback
 from rllib_ext.algorithms.ace.causal import BACKENDS, TRANSFORMS
 from rllib_ext.algorithms.ace.causal_state import CausalState, create_causal_worker, run_fit
+from rllib_ext.algorithms.ace.direct_lingam import COEFFICIENTS
 from rllib_ext.algorithms.ace.dormancy import causal_perturb_factor, perturb_factor
-from rllib_ext.algorithms.ace.torch.default_ace_torch_rl_module import Q_NETWORK_KEY, Q_NETWORKS
+from rllib_ext.algorithms.ace.torch.default_ace_torch_rl_module import (
+    LOG_STD_BOUNDS_KEY,
+    Q_NETWORK_KEY,
+    Q_NETWORKS,
+    RANDOM_WARMUP_KEY,
+)
 from rllib_ext.algorithms.lean_training import LeanTrainingStep
 from rllib_ext.algorithms.non_finite import NonFiniteGuardConfig
 from rllib_ext.algorithms.plain_config import PlainDictConfig
@@ -88,8 +95,11 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
         )
         algo = config.build_algo()
 
-    The ACE knobs default to the reference's values (``main_causal.py``); SAC's knobs keep
-    RLlib's SAC defaults. ACE's machinery runs from :class:`~.callbacks.ACECallback`, installed
+    The ACE knobs default to the reference's values (``main_causal.py``), and so do the
+    pieces of the SAC update where the reference differs from RLlib's SAC (``critic_loss``,
+    ``sequential_actor_update``, ``log_std_bounds``, ``random_warmup_steps`` and the start of
+    learning, ``actor_lr``); the networks and batch size keep RLlib's SAC defaults. ACE's
+    machinery runs from :class:`~.callbacks.ACECallback`, installed
     here; to add your own callbacks pass a list: ``config.callbacks([ACECallback, Mine])``.
     """
 
@@ -102,6 +112,7 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
         self.causal_update_interval = 10_000
         self.causal_weight_transform = "softmax"
         self.causal_backend = "fast"
+        self.causal_coefficients = "lasso"
         self.causal_async = True
         self.causal_worker_num_cpus = 1.0
         self.causal_num_threads = 1
@@ -114,6 +125,15 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
         self.policy_update_freq = 2
         self.updates_per_env_step = 1.0
         self.q_network = "concat"
+        # The reference's learning rate for the policy too (RLlib's SAC default is 3e-5).
+        self.actor_lr = 3e-4
+        self.critic_loss = "mse"
+        self.sequential_actor_update = True
+        self.log_std_bounds = (-20.0, 2.0)
+        self.random_warmup_steps = 10_000
+        # Gradient steps start once the replay holds one train batch (the reference: as soon
+        # as it holds more than one batch), during the random warm-up.
+        self.num_steps_sampled_before_learning_starts = 256
         self.store_replay_in_checkpoint = False
         # Fragments of this many env steps per env runner and iteration step, then their
         # gradient steps in one learner call (SAC's "auto" = 1 step, one update per call).
@@ -130,6 +150,7 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
         causal_update_interval=NotProvided,
         causal_weight_transform=NotProvided,
         causal_backend=NotProvided,
+        causal_coefficients=NotProvided,
         causal_async=NotProvided,
         causal_worker_num_cpus=NotProvided,
         causal_num_threads=NotProvided,
@@ -142,6 +163,10 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
         policy_update_freq=NotProvided,
         updates_per_env_step=NotProvided,
         q_network=NotProvided,
+        critic_loss=NotProvided,
+        sequential_actor_update=NotProvided,
+        log_std_bounds=NotProvided,
+        random_warmup_steps=NotProvided,
         store_replay_in_checkpoint=NotProvided,
         _causal_fit_delay_s=NotProvided,
         **kwargs,
@@ -161,7 +186,12 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
                 weights) or "softmax_abs" (A * softmax of their magnitudes).
             causal_backend: DirectLiNGAM implementation: "fast" (default: this project's
                 vectorised one, same order and coefficients as lingam's, >10x faster) or
-                "lingam" (the ``lingam`` package, the reference's).
+                "lingam" (the ``lingam`` package).
+            causal_coefficients: How the a_i -> r effects are estimated once the causal order
+                is known: "lasso" (default, the reference's vendored causal-learn lingam
+                1.5.4: the shrunken adaptive-lasso coefficients on the unstandardised data) or
+                "ols" (pip lingam's: lasso selection on standardised data, then an OLS refit,
+                larger coefficients and so more spread weights for the same data).
             causal_async: True (default): fit in a Ray actor, never blocking an iteration.
                 False: fit synchronously in the training process (reproducible; blocks).
             causal_worker_num_cpus: CPUs the causal actor reserves (1 default; under Tune a
@@ -192,6 +222,24 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
                 concatenated (s, a), as the reference and the SAC paper) or "multi_stream"
                 (RLlib 2.60 SAC's: separate obs and action MLPs joined by fusion layers,
                 several times the compute per update).
+            critic_loss: "mse" (default, the reference: mean squared TD error) or "huber"
+                (RLlib's SAC: Huber with delta 1, i.e. half the MSE gradient for small errors
+                and a bounded one for large errors). Both are weighted by the replay's
+                importance weights when it prioritises.
+            sequential_actor_update: True (default, the reference): on a policy step the
+                critics step first and the policy and alpha losses use the *updated* critics
+                (two backward passes). False: all losses on the pre-step networks, one
+                backward (RLlib's SAC order; slightly cheaper).
+            log_std_bounds: (low, high) clamp of the policy's log-std, in the learner's
+                losses and in exploration ((-20, 2) default, the reference; RLlib's SAC uses
+                (-5, 2): a floor on the exploration noise of std ~0.007).
+            random_warmup_steps: Env steps (counted over all env runners) during which the
+                env runners act uniformly at random in the action space instead of sampling
+                the policy (10 000 default, the reference's ``start_steps``; 0 = the policy
+                acts from the start, as RLlib's SAC). Gradient steps start independently,
+                once the replay holds ``num_steps_sampled_before_learning_starts``
+                transitions (256 default = one train batch at the default batch size, as
+                the reference's "more than one batch").
             store_replay_in_checkpoint: True: checkpoints hold the flat replay's contents
                 (its filled rows, write position, priorities and sampling RNG), and a
                 restored algorithm learns on at once instead of refilling the replay to
@@ -216,7 +264,10 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
     @property
     @override(SACConfig)
     def _model_config_auto_includes(self):
-        return super()._model_config_auto_includes | {Q_NETWORK_KEY: self.q_network}
+        return super()._model_config_auto_includes | {
+            Q_NETWORK_KEY: self.q_network,
+            LOG_STD_BOUNDS_KEY: tuple(float(b) for b in self.log_std_bounds),
+            RANDOM_WARMUP_KEY: int(self.random_warmup_steps)}
 
     @property
     def replay_alpha_beta(self) -> tuple[float, float]:
@@ -258,14 +309,25 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
             self.check_number("target_entropy", example="auto")
         self.check_bool("twin_q")
         self.check_bool("causal_async")
+        self.check_bool("sequential_actor_update")
         self.check_bool("store_replay_in_checkpoint")
         for name, options in (("reset_strength", RESET_STRENGTHS), ("q_network", Q_NETWORKS),
                               ("reset_scope", RESET_SCOPES), ("causal_backend", BACKENDS),
-                              ("causal_weight_transform", TRANSFORMS)):
+                              ("causal_weight_transform", TRANSFORMS),
+                              ("causal_coefficients", COEFFICIENTS),
+                              ("critic_loss", CRITIC_LOSSES)):
             self.check_choice(name, options)
         self.check_number("causal_sample_size", low=2, integer=True, example=10_000)
         self.check_number("causal_update_interval", low=0, integer=True, example=10_000)
         self.check_number("reset_interval", low=0, integer=True, example=100_000)
+        self.check_number("random_warmup_steps", low=0, integer=True, example=10_000)
+        bounds = self.log_std_bounds
+        if not (isinstance(bounds, (list, tuple)) and len(bounds) == 2
+                and all(is_real(b) for b in bounds) and bounds[0] < bounds[1]):
+            self._value_error(
+                f"log_std_bounds={bounds!r} must be a pair (low, high) of numbers with low < "
+                "high; e.g. config.training(log_std_bounds=(-20, 2)) (the reference) or (-5, 2) "
+                "(RLlib's SAC).")
         self.check_number("policy_update_freq", low=1, integer=True, example=2)
         self.check_number("causal_num_threads", low=1, integer=True, example=1)
         self.check_number("updates_per_env_step", low=0, low_open=True, example=1.0)
@@ -451,7 +513,9 @@ class ACE(SeparateEvaluationRandomness, LeanTrainingStep, SAC):
 
     def _fit_options(self) -> dict:
         return {"transform": self.config.causal_weight_transform,
-                "backend": self.config.causal_backend, "random_state": self.config.seed}
+                "backend": self.config.causal_backend,
+                "coefficients": self.config.causal_coefficients,
+                "random_state": self.config.seed}
 
     def submit_causal_fit(self) -> None:
         """Fits on the FIFO's current data: in the causal actor (``causal_async``, returns at

@@ -19,3 +19,7 @@ ALPHA_VALUE_KEY = "alpha_value"
 
 # Learner-state key (checkpointed by ``ACETorchLearner.get_state``).
 ACE_LEARNER_STATE = "ace"
+
+#: ``critic_loss`` values: "mse" = the reference's mean squared TD error, "huber" = RLlib SAC's
+#: Huber loss (delta 1).
+CRITIC_LOSSES = ("mse", "huber")

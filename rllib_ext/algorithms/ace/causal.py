@@ -14,9 +14,15 @@ Backends (:data:`BACKENDS`, the ``backend`` option): ``"fast"`` (default) is thi
 vectorised DirectLiNGAM (:mod:`rllib_ext.algorithms.ace.direct_lingam`: the same estimator as
 ``lingam.DirectLiNGAM()``, its causal order and coefficients equal to rounding; it estimates
 only the reward row of ``B`` and is over 10x faster at 24 variables x 10 000 samples, see
-``benchmarks/causal_fit.py``); ``"lingam"`` is pip ``lingam.DirectLiNGAM`` itself. (The
-reference uses causal-learn's older vendored copy, whose adjacency step returns shrunken lasso
-coefficients; both backends here refit the selected predictors by OLS, as pip lingam does.)
+``benchmarks/causal_fit.py``); ``"lingam"`` is pip ``lingam.DirectLiNGAM`` itself.
+
+Coefficients (:data:`COEFFICIENTS`, the ``coefficients`` option): the reference runs
+causal-learn's older vendored lingam (1.5.4), whose adjacency step returns the *shrunken*
+adaptive-lasso coefficients fitted on the unstandardised data (``"lasso"``, the default, as the
+reference); pip lingam refits the selected predictors by OLS (``"ols"``), which gives larger,
+more spread coefficients for the same data and so more spread weights. With the "lingam"
+backend and "lasso", lingam's causal order is kept and the reward row re-estimated the
+reference's way.
 
 Robustness rules (the reference has none, see its issue #2):
 
@@ -36,6 +42,8 @@ import time
 import warnings
 
 import numpy as np
+
+from rllib_ext.algorithms.ace.direct_lingam import COEFFICIENTS
 
 #: ``causal_weight_transform`` values. "softmax": the reference, ``A * softmax(B[r, a])`` on the
 #: signed coefficients (a strongly negative effect gets a small weight). "softmax_abs":
@@ -99,6 +107,7 @@ def fit_causal_weights(
     min_std: float = 1e-6,
     random_state: int | None = None,
     backend: str = "fast",
+    coefficients: str = "lasso",
 ) -> CausalFit:
     """Causal weights of the action dimensions with diagnostics; never raises on bad data.
 
@@ -113,18 +122,25 @@ def fit_causal_weights(
             "fast" backend is deterministic and ignores it.
         backend: DirectLiNGAM implementation, one of :data:`BACKENDS`: "fast" (vectorised, only
             the reward row of the adjacency matrix is estimated) or "lingam" (pip lingam).
+        coefficients: The reward row's estimator, one of :data:`COEFFICIENTS`: "lasso" (the
+            reference's shrunken adaptive-lasso coefficients) or "ols" (pip lingam's refit).
 
     Raises:
         ValueError: Only for caller errors: mismatched row counts, no action dimension, an
-            unknown transform or an unknown backend.
+            unknown transform, backend or coefficients.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r} is not one of {list(BACKENDS)}.")
-    # One-off imports (lingam: ~2 s; the fast module: scikit-learn), kept out of the fit time.
+    if coefficients not in COEFFICIENTS:
+        raise ValueError(f"coefficients={coefficients!r} is not one of {list(COEFFICIENTS)}.")
+    # One-off imports (lingam: ~2 s; scikit-learn's, which direct_lingam defers), kept out of
+    # the fit time.
+    import sklearn.linear_model  # noqa: F401
+
+    from rllib_ext.algorithms.ace import direct_lingam
+
     if backend == "lingam":
         import lingam
-    else:
-        from rllib_ext.algorithms.ace import direct_lingam
 
     start = time.perf_counter()
     obs = np.asarray(obs, dtype=np.float64).reshape(len(obs), -1)
@@ -163,11 +179,14 @@ def fit_causal_weights(
         with warnings.catch_warnings():
             # Remaining numerical warnings of the order search are handled by the NaN check.
             warnings.simplefilter("ignore", RuntimeWarning)
+            reward = [len(keep) - 1]
             if backend == "lingam":
                 model = lingam.DirectLiNGAM(random_state=random_state).fit(data[:, keep])
-                reward_row = model.adjacency_matrix_[-1]
+                reward_row = model.adjacency_matrix_[-1] if coefficients == "ols" else \
+                    direct_lingam.adjacency(data[:, keep], model.causal_order_, reward,
+                                            coefficients=coefficients)[-1]
             else:
-                _, b = direct_lingam.fit(data[:, keep], rows=[len(keep) - 1])
+                _, b = direct_lingam.fit(data[:, keep], rows=reward, coefficients=coefficients)
                 reward_row = b[-1]
     except Exception:  # noqa: BLE001 - any failure of the fit means "no causal information"
         return done(FIT_FAILED, dropped)
@@ -186,7 +205,8 @@ def compute_causal_weights(obs, actions, rewards, **options) -> np.ndarray:
     :class:`CausalWeightsWarning`) when the data cannot support a fit.
 
     ``options`` are those of :func:`fit_causal_weights` (``transform``, ``min_std``,
-    ``random_state``, ``backend``: "fast" (default) or "lingam", see :data:`BACKENDS`).
+    ``random_state``, ``backend``: "fast" (default) or "lingam", see :data:`BACKENDS`;
+    ``coefficients``: "lasso" (default, the reference's) or "ols").
     """
     fit = fit_causal_weights(obs, actions, rewards, **options)
     if fit.fallback:

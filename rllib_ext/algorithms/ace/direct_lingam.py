@@ -20,8 +20,12 @@ knowledge), computed differently:
   predecessors in the order, with the same scikit-learn estimators as lingam's
   ``predict_adaptive_lasso``: OLS on the standardised data gives weights ``|beta|``,
   ``LassoLarsIC(criterion="bic")`` on the weighted predictors selects, OLS on the original
-  scale gives the coefficients of the selected ones. ``rows`` restricts the work to some
-  targets (ACE needs only the reward's row).
+  scale gives the coefficients of the selected ones (``coefficients="ols"``, pip lingam's).
+  ``coefficients="lasso"`` is instead the older estimator that the ACE reference runs
+  (causal-learn's vendored lingam 1.5.4, ``predict_adaptive_lasso``): OLS weights and the
+  lasso on the *unstandardised* data, and the *shrunken* lasso coefficients times the weights
+  are the result (no refit). ``rows`` restricts the work to some targets (ACE needs only the
+  reward's row).
 
 Equivalence with lingam: the same order except where two candidates' scores tie to rounding
 (lingam's own float arithmetic decides those), the same adjacency matrix to rounding for the
@@ -40,7 +44,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.linear_model import LassoLarsIC, LinearRegression
 
 # Maximum-entropy approximation of differential entropy (Hyvärinen 1998), for a unit-variance u:
 # H(u) ~ H_gauss - K1 (E[log cosh u] - GAMMA)^2 - K2 (E[u exp(-u^2 / 2)])^2.
@@ -248,10 +251,25 @@ def _check_order(order, p: int) -> list[int]:
     return order
 
 
+def _shrunken_adaptive_lasso(x: np.ndarray, predictors: np.ndarray, target: int) -> np.ndarray:
+    """Coefficients of ``x[:, target]`` on ``x[:, predictors]`` as causal-learn's vendored
+    lingam 1.5.4 (the ACE reference's) computes them: weights ``|beta_OLS|`` and
+    ``LassoLarsIC(criterion="bic")`` on the raw data; the lasso's coefficients times the
+    weights, with the lasso's shrinkage kept."""
+    from sklearn.linear_model import LassoLarsIC, LinearRegression  # (lazy: heavy)
+
+    design, response = x[:, predictors], x[:, target]
+    weight = np.abs(LinearRegression().fit(design, response).coef_)
+    lasso = LassoLarsIC(criterion="bic").fit(design * weight, response)
+    return lasso.coef_ * weight
+
+
 def _adaptive_lasso(x: np.ndarray, x_std: np.ndarray, predictors: np.ndarray,
                     target: int) -> np.ndarray:
     """Coefficients of ``x[:, target]`` on ``x[:, predictors]``: adaptive-lasso selection (BIC)
     on the standardised data, then OLS of the selected predictors on the original scale."""
+    from sklearn.linear_model import LassoLarsIC, LinearRegression  # (lazy: heavy)
+
     design, response = x_std[:, predictors], x_std[:, target]
     weight = np.abs(LinearRegression().fit(design, response).coef_)
     lasso = LassoLarsIC(criterion="bic").fit(design * weight, response)
@@ -263,7 +281,12 @@ def _adaptive_lasso(x: np.ndarray, x_std: np.ndarray, predictors: np.ndarray,
     return coef
 
 
-def adjacency(X, order, rows=None) -> np.ndarray:
+#: ``coefficients`` values of :func:`adjacency`: "ols" = pip lingam's (lasso selection, OLS
+#: refit), "lasso" = the ACE reference's vendored lingam 1.5.4 (shrunken lasso coefficients).
+COEFFICIENTS = ("ols", "lasso")
+
+
+def adjacency(X, order, rows=None, *, coefficients: str = "ols") -> np.ndarray:
     """DirectLiNGAM adjacency matrix ``B`` (``B[i, j]`` = direct effect x_j -> x_i) for a causal
     order.
 
@@ -273,13 +296,17 @@ def adjacency(X, order, rows=None) -> np.ndarray:
         order: A permutation of ``range(n_features)``, root first (e.g. :func:`causal_order`).
         rows: Target variables whose row of ``B`` to estimate (each one adaptive-lasso fit on
             its predecessors in ``order``); None = all. Other rows are left 0.
+        coefficients: One of :data:`COEFFICIENTS`: "ols" (pip lingam's estimator) or "lasso"
+            (the ACE reference's: shrunken, on the unstandardised data).
 
     Returns:
-        (n_features, n_features) float64 ``B``; with ``rows=None`` it equals lingam's
-        ``adjacency_matrix_`` for the same order (the same scikit-learn estimators on the same
-        inputs; the standardisation is recomputed here and may differ from lingam's
+        (n_features, n_features) float64 ``B``; with ``rows=None`` and "ols" it equals
+        lingam's ``adjacency_matrix_`` for the same order (the same scikit-learn estimators on
+        the same inputs; the standardisation is recomputed here and may differ from lingam's
         ``StandardScaler`` in the last bits, which can only matter for an exact BIC tie).
     """
+    if coefficients not in COEFFICIENTS:
+        raise ValueError(f"coefficients={coefficients!r} is not one of {list(COEFFICIENTS)}.")
     x = _as_data(X)
     p = x.shape[1]
     order = _check_order(order, p)
@@ -294,17 +321,20 @@ def adjacency(X, order, rows=None) -> np.ndarray:
     b = np.zeros((p, p))
     for t in dict.fromkeys(targets):
         predictors = np.asarray(order[: position[t]], dtype=np.intp)
-        if len(predictors):
-            b[t, predictors] = _adaptive_lasso(x, x_std, predictors, t)
+        if not len(predictors):
+            continue
+        b[t, predictors] = (_shrunken_adaptive_lasso(x, predictors, t) if coefficients == "lasso"
+                            else _adaptive_lasso(x, x_std, predictors, t))
     return b
 
 
-def fit(X, rows=None, *, chunk_elements: int = CHUNK_ELEMENTS) -> tuple[list[int], np.ndarray]:
+def fit(X, rows=None, *, coefficients: str = "ols",
+        chunk_elements: int = CHUNK_ELEMENTS) -> tuple[list[int], np.ndarray]:
     """DirectLiNGAM on ``X``: ``(causal_order(X), adjacency(X, order, rows))``.
 
     The equivalent of ``m = lingam.DirectLiNGAM().fit(X); (m.causal_order_,
     m.adjacency_matrix_)``, with ``rows`` to estimate only some rows of ``B`` (ACE needs the
-    reward's).
+    reward's) and ``coefficients`` as :func:`adjacency`.
 
     Returns:
         ``order`` (list of n_features ints, root first) and ``B`` ((n_features, n_features)
@@ -312,4 +342,4 @@ def fit(X, rows=None, *, chunk_elements: int = CHUNK_ELEMENTS) -> tuple[list[int
     """
     x = _as_data(X)
     order = causal_order(x, chunk_elements=chunk_elements)
-    return order, adjacency(x, order, rows)
+    return order, adjacency(x, order, rows, coefficients=coefficients)

@@ -76,9 +76,17 @@ def test_losses_use_the_causally_weighted_logp():
                   twin_q=True)
     losses, td, _ = ace_losses(**kwargs, policy_step=True)
     losses = {k: v.item() for k, v in losses.items()}
-    # y = 1 + 0.9 * (2 - 0.5 * (-2.0)) = 3.7; Huber(3.2 - 3.7) = 0.5 * 0.5^2 = 0.125.
-    assert losses["qf"] == pytest.approx(0.125)
+    # y = 1 + 0.9 * (2 - 0.5 * (-2.0)) = 3.7; MSE (the default, as the reference):
+    # (3.2 - 3.7)^2 = 0.25.
+    assert losses["qf"] == pytest.approx(0.25)
     assert losses["qf_twin"] == pytest.approx(0.0)
+    # Huber (delta 1): 0.5 * 0.5^2 = 0.125 inside delta; |3.7 - 6.2| - 0.5 = 2.0 outside it.
+    huber = ace_losses(**kwargs, policy_step=False, critic_loss="huber")[0]
+    assert huber["qf"].item() == pytest.approx(0.125)
+    far = dict(kwargs, fwd_out=dict(fwd_out, **{QF_PREDS: torch.tensor([6.2])}))
+    assert ace_losses(**far, policy_step=False, critic_loss="huber")[0]["qf"].item() == \
+        pytest.approx(2.0)
+    assert ace_losses(**far, policy_step=False)[0]["qf"].item() == pytest.approx(6.25)
     # TD error for priorities: mean of both critics' |Q - y| = (0.5 + 0) / 2.
     assert td.tolist() == pytest.approx([0.25])
     # Policy: 0.5 * (-2.5) - 0.5 = -1.75.
@@ -261,6 +269,13 @@ def _config(env="Pendulum-v1", **training):
     ("Pendulum-v1", {"dormancy_threshold": 0.0}, "dormancy_threshold=0.05"),
     ("Pendulum-v1", {"perturb_factor_min": 0.95}, "perturb_factor_min=0.2"),
     ("Pendulum-v1", {"target_network_update_freq": 10}, "target_network_update_freq=0"),
+    ("Pendulum-v1", {"critic_loss": "l1"}, r"training\(critic_loss="),
+    ("Pendulum-v1", {"causal_coefficients": "ridge"}, r"training\(causal_coefficients="),
+    ("Pendulum-v1", {"sequential_actor_update": "yes"}, "sequential_actor_update"),
+    ("Pendulum-v1", {"random_warmup_steps": -5}, r"training\(random_warmup_steps="),
+    ("Pendulum-v1", {"random_warmup_steps": 2.5}, r"training\(random_warmup_steps="),
+    ("Pendulum-v1", {"log_std_bounds": (2, -20)}, r"log_std_bounds=\(2, -20\).*\(-20, 2\)"),
+    ("Pendulum-v1", {"log_std_bounds": -20}, r"log_std_bounds=-20 .*pair"),
 ])
 def test_config_validation_names_the_fix(env, training, match):
     with pytest.raises(ValueError, match=match):
@@ -303,3 +318,63 @@ def test_diagnostics_see_a_dead_action_stream():
     concat = _config().rl_module(model_config={"fcnet_hiddens": [8, 8]}).get_rl_module_spec(
         env=env).build()
     assert live_action_units(concat) == {} and mean_abs_dq_da(concat, obs) > 0
+
+
+# -- exploration: random warm-up and the log-std clamp ------------------------------------------
+
+
+def _module(**training):
+    import gymnasium as gym
+
+    return _config(**training).rl_module(model_config={"fcnet_hiddens": [8]}).get_rl_module_spec(
+        env=gym.make("Pendulum-v1")).build()
+
+
+def test_random_warmup_acts_uniformly_then_the_policy_acts():
+    """Below ``random_warmup_steps`` (the env runner's global step count ``t``) the module
+    hands out uniform actions on [-1, 1] with their log-density -A log 2 (RLlib's GetActions
+    then keeps them); from ``t = random_warmup_steps`` on it returns only the policy's
+    distribution inputs."""
+    from ray.rllib.core.columns import Columns
+
+    module = _module(random_warmup_steps=100)
+    obs = {Columns.OBS: torch.zeros(4000, 3)}
+    torch.manual_seed(0)
+    out = module.forward_exploration(obs, t=99)
+    actions = out[Columns.ACTIONS]
+    assert actions.shape == (4000, 1) and actions.min() >= -1 and actions.max() <= 1
+    # Uniform on [-1, 1]: mean 0, variance 1/3 (the policy's tanh-Gaussian at a zero input is
+    # one value spread by its noise, not this); all draws differ.
+    assert abs(actions.mean().item()) < 0.05 and actions.var().item() == pytest.approx(1 / 3,
+                                                                                     abs=0.02)
+    assert out[Columns.ACTION_LOGP].tolist() == pytest.approx([-math.log(2.0)] * 4000)
+    assert Columns.ACTION_DIST_INPUTS in out
+    after = module.forward_exploration(obs, t=100)
+    assert Columns.ACTIONS not in after and Columns.ACTION_DIST_INPUTS in after
+    assert Columns.ACTIONS not in _module(random_warmup_steps=0).forward_exploration(obs, t=0)
+
+
+@pytest.mark.parametrize("bounds, expected_std", [((-20.0, 2.0), math.exp(-10.0)),
+                                                  ((-5.0, 2.0), math.exp(-5.0))])
+def test_exploration_clamps_log_std_to_the_configured_bounds(bounds, expected_std):
+    module = _module(log_std_bounds=bounds)
+    logits = torch.tensor([[0.3, -10.0]])  # mean 0.3, log-std -10
+    dist = module.get_exploration_action_dist_cls().from_logits(logits)
+    # At the mean action tanh(0.3): log p = -log(std) - log(2 pi) / 2 - log(1 - tanh(0.3)^2).
+    at_mean = torch.tanh(torch.tensor([[0.3]]))
+    expected_logp = (-math.log(expected_std) - 0.5 * math.log(2 * math.pi)
+                     - math.log(1 - math.tanh(0.3) ** 2))
+    assert dist.logp(at_mean).item() == pytest.approx(expected_logp, rel=1e-4)
+    # Training passes clamp the same way: a per-dimension log-prob at the mean is
+    # log N(0; 0, std) - log(1 - tanh(0.3)^2).
+    from rllib_ext.algorithms.ace.torch.default_ace_torch_rl_module import (
+        squashed_gaussian_sample_per_dim,
+    )
+
+    torch.manual_seed(0)
+    a, logp = squashed_gaussian_sample_per_dim(logits, reparameterize=False,
+                                               log_std_bounds=module.log_std_bounds)
+    x = torch.atanh(a)
+    expected = torch.distributions.Normal(0.3, expected_std).log_prob(x) - torch.log(
+        1 - a ** 2)
+    assert logp.item() == pytest.approx(expected.item(), rel=1e-3)

@@ -34,6 +34,9 @@ def _tiny(*, learn=True, runners=0, **training):
         "causal_sample_size": 40,
         "causal_update_interval": 10**9,
         "reset_interval": 0,
+        # Uniform-random actions for the first 30 env steps: the switch to the policy falls
+        # inside the second 20-step episode.
+        "random_warmup_steps": 30,
         "replay_buffer_config": {"type": "PrioritizedEpisodeReplayBuffer", "capacity": 2000,
                                  "alpha": 0.6, "beta": 0.4},
         **training,

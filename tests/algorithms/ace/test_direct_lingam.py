@@ -79,6 +79,32 @@ def test_two_variables_by_hand():
     assert b[0, 1] == pytest.approx(0.8, abs=0.02)
 
 
+def test_lasso_coefficients_are_the_references_shrunken_ones():
+    """``coefficients="lasso"``: the ACE reference's vendored lingam 1.5.4
+    ``predict_adaptive_lasso``, written out here: weights |OLS slope| on the raw data,
+    LassoLarsIC(bic) on the weighted raw predictors, coefficients x weights (no refit). They
+    differ from the OLS refit and are shrunk towards 0; a predictor the lasso drops is 0 in
+    both."""
+    from sklearn.linear_model import LassoLarsIC, LinearRegression
+
+    rng = np.random.default_rng(3)
+    n = 400  # few samples: the BIC keeps visible shrinkage
+    x0 = rng.uniform(-1.0, 1.0, n)
+    x1 = rng.uniform(-1.0, 1.0, n)  # independent of the target: pruned
+    y = 0.3 * x0 + rng.uniform(-1.0, 1.0, n)
+    x = np.column_stack([x0, x1, 10.0 * y])  # unstandardised target scale on purpose
+    order = [0, 1, 2]
+    lasso = direct_lingam.adjacency(x, order, rows=[2], coefficients="lasso")[2, :2]
+    ols = direct_lingam.adjacency(x, order, rows=[2], coefficients="ols")[2, :2]
+    weight = np.abs(LinearRegression().fit(x[:, :2], x[:, 2]).coef_)
+    expected = LassoLarsIC(criterion="bic").fit(x[:, :2] * weight, x[:, 2]).coef_ * weight
+    np.testing.assert_allclose(lasso, expected, rtol=1e-12)
+    assert lasso[1] == ols[1] == 0.0
+    assert 0.0 < lasso[0] < ols[0] and lasso[0] != pytest.approx(ols[0], rel=1e-3)
+    with pytest.raises(ValueError, match=r"coefficients='ridge'.*\['ols', 'lasso'\]"):
+        direct_lingam.adjacency(x, order, coefficients="ridge")
+
+
 def test_rows_estimate_only_the_requested_rows():
     x, _, _ = _lingam_data(8, 3000, 7)
     order, full = direct_lingam.fit(x)

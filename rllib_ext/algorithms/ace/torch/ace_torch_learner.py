@@ -61,33 +61,26 @@ _PARTS = {
     "qf": (("qf_encoder", "qf"), ("target_qf_encoder", "target_qf")),
     "qf_twin": (("qf_twin_encoder", "qf_twin"), ("target_qf_twin_encoder", "target_qf_twin")),
 }
-_POLICY_STEP_OPTIMIZERS = ("policy", "alpha")
 
 
 def _nets(module, names) -> torch.nn.ModuleList:
     return torch.nn.ModuleList([getattr(module, n) for n in names])
 
 
-def ace_losses(
+def critic_losses(
     *,
     batch: dict[str, torch.Tensor],
     fwd_out: dict[str, torch.Tensor],
     weights: torch.Tensor,
     log_alpha: torch.Tensor,
-    target_entropy: float | torch.Tensor,
     gamma: float,
     twin_q: bool,
-    policy_step: bool,
+    critic_loss: str = "mse",
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, torch.Tensor]]:
-    """ACE's losses for one batch: ``({optimizer name: loss}, |TD error| (B,), metrics)``.
-
-    The critic losses are always returned; the policy and alpha losses only on a policy step
-    (``fwd_out`` then holds :data:`LOGP_PER_DIM` and :data:`Q_CURR`). Each loss reaches only
-    its own optimizer's parameters (see the comments), so one backward over their sum gives
-    every network exactly its own loss's gradient.
-    """
-    # alpha enters the critic and policy losses as a constant (.detach()): only the alpha
-    # loss trains log_alpha.
+    """ACE's critic losses for one batch: ``({"qf": .., "qf_twin": ..}, |TD error| (B,),
+    metrics)``, from :meth:`~.default_ace_torch_rl_module.DefaultACETorchRLModule.
+    forward_critics`'s outputs. Each loss reaches only its own critic's parameters."""
+    # alpha enters the target as a constant (.detach()): only the alpha loss trains log_alpha.
     alpha = log_alpha.exp().detach()
     # log pi_c(a'|s') = sum_i w_i log pi_i(a'_i|s'): the causality-weighted log-likelihood of
     # a' ~ pi(.|s') (sampled without gradient, module side). The weights are constants.
@@ -100,59 +93,106 @@ def ace_losses(
     not_done = 1.0 - batch[Columns.TERMINATEDS].float()
     y = (batch[Columns.REWARDS] + gamma * not_done * q_next).detach()
 
-    # Critic losses: Huber(Q_j(s, a), y) weighted by the replay's importance weights, as
-    # RLlib's SAC (the reference uses an unweighted MSE). Q_j(s, a) of the replayed actions
-    # depends only on critic j's parameters.
-    huber = torch.nn.HuberLoss(reduction="none", delta=1.0)
+    # Critic losses, weighted by the replay's importance weights (all 1 when uniform):
+    # "mse" = E[(Q_j(s, a) - y)^2] (the reference's F.mse_loss per critic), "huber" = RLlib
+    # SAC's Huber(delta=1). Q_j(s, a) of the replayed actions depends only on critic j.
+    def loss(q):
+        if critic_loss == "mse":
+            return (q - y) ** 2
+        return torch.nn.functional.huber_loss(q, y, reduction="none", delta=1.0)
+
     is_weights = batch[IS_WEIGHTS]
     q = fwd_out[QF_PREDS]
-    losses = {"qf": torch.mean(is_weights * huber(q, y))}
+    losses = {"qf": torch.mean(is_weights * loss(q))}
     td_error = torch.abs(q - y)
     if twin_q:
         q_twin = fwd_out[QF_TWIN_PREDS]
-        losses["qf_twin"] = torch.mean(is_weights * huber(q_twin, y))
+        losses["qf_twin"] = torch.mean(is_weights * loss(q_twin))
         # Mean TD error of both critics: the replay's priority signal, as SAC.
         td_error = 0.5 * (td_error + torch.abs(q_twin - y))
     metrics = {QF_LOSS_KEY: losses["qf"], TD_ERROR_MEAN_KEY: torch.mean(td_error),
                ALPHA_VALUE_KEY: alpha.reshape(-1)[0]}
     if twin_q:
         metrics[QF_TWIN_LOSS_KEY] = losses["qf_twin"]
-    if not policy_step:
-        return losses, td_error.detach(), metrics
+    return losses, td_error.detach(), metrics
 
+
+def policy_losses(
+    *,
+    fwd_out: dict[str, torch.Tensor],
+    weights: torch.Tensor,
+    log_alpha: torch.Tensor,
+    target_entropy: float | torch.Tensor,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """ACE's policy and alpha losses for one batch: ``({"policy": .., "alpha": ..}, metrics)``,
+    from :meth:`~.default_ace_torch_rl_module.DefaultACETorchRLModule.forward_policy`'s
+    outputs (:data:`LOGP_PER_DIM`, :data:`Q_CURR`)."""
+    alpha = log_alpha.exp().detach()  # a constant in the policy loss, as in the critics'
     # log pi_c(a|s) for a ~ pi(.|s), reparameterised: the policy loss differentiates through
     # it into pi's parameters.
     logp_c = (fwd_out[LOGP_PER_DIM] * weights).sum(-1)
-    # Policy loss: E[alpha log pi_c(a|s) - min_j Q_j(s, a)] (minimising it maximises Q plus
-    # the causality-aware entropy; the critics were frozen in the forward pass, so only pi
-    # gets gradients).
-    losses["policy"] = torch.mean(alpha * logp_c - fwd_out[Q_CURR])
-    # Alpha loss: -E[log_alpha (log pi_c(a|s) + H_target)], H_target = -A (SAC's "auto").
-    # The log-prob is a constant here (.detach()): this loss trains log_alpha only, tuning
-    # alpha against the *weighted* entropy (the weights sum to A, so the scale matches).
-    losses["alpha"] = -torch.mean(log_alpha * (logp_c.detach() + target_entropy))
-    metrics.update({
+    losses = {
+        # Policy loss: E[alpha log pi_c(a|s) - min_j Q_j(s, a)] (minimising it maximises Q
+        # plus the causality-aware entropy; the critics were frozen in the forward pass, so
+        # only pi gets gradients).
+        "policy": torch.mean(alpha * logp_c - fwd_out[Q_CURR]),
+        # Alpha loss: -E[log_alpha (log pi_c(a|s) + H_target)], H_target = -A (SAC's "auto").
+        # The log-prob is a constant here (.detach()): this loss trains log_alpha only, tuning
+        # alpha against the *weighted* entropy (the weights sum to A, so the scale matches).
+        "alpha": -torch.mean(log_alpha * (logp_c.detach() + target_entropy)),
+    }
+    metrics = {
         POLICY_LOSS_KEY: losses["policy"],
         ALPHA_LOSS_KEY: losses["alpha"],
         QF_MEAN_KEY: torch.mean(fwd_out[Q_CURR]),
         CAUSAL_WEIGHTED_LOGP_KEY: torch.mean(logp_c),
         LOGPS_KEY: torch.mean(fwd_out[LOGP_PER_DIM].sum(-1)),
-    })
-    return losses, td_error.detach(), metrics
+    }
+    return losses, metrics
+
+
+def ace_losses(
+    *,
+    batch: dict[str, torch.Tensor],
+    fwd_out: dict[str, torch.Tensor],
+    weights: torch.Tensor,
+    log_alpha: torch.Tensor,
+    target_entropy: float | torch.Tensor,
+    gamma: float,
+    twin_q: bool,
+    policy_step: bool,
+    critic_loss: str = "mse",
+) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, torch.Tensor]]:
+    """All of ACE's losses on the same (pre-step) networks: ``({optimizer name: loss},
+    |TD error| (B,), metrics)`` - :func:`critic_losses`, plus :func:`policy_losses` on a
+    policy step (``fwd_out`` then holds the policy pass's outputs too). Each loss reaches only
+    its own optimizer's parameters, so one backward over their sum gives every network
+    exactly its own loss's gradient (the ``sequential_actor_update=False`` step)."""
+    losses, td_error, metrics = critic_losses(
+        batch=batch, fwd_out=fwd_out, weights=weights, log_alpha=log_alpha, gamma=gamma,
+        twin_q=twin_q, critic_loss=critic_loss)
+    if policy_step:
+        more, more_metrics = policy_losses(fwd_out=fwd_out, weights=weights,
+                                           log_alpha=log_alpha, target_entropy=target_entropy)
+        losses.update(more)
+        metrics.update(more_metrics)
+    return losses, td_error, metrics
 
 
 class ACETorchLearner(ChunkedUpdateTorchLearner, SkipNonFiniteGradients, SACTorchLearner):
     """SAC's learner (optimizers "qf", "qf_twin", "policy", "alpha") with ACE's losses.
 
     **One gradient step** (:meth:`_uncompiled_update`): decide once whether this is a policy
-    step (the 1st, then every ``policy_update_freq``-th: the 1st, 3rd, ... for 2); run the
-    module's critic pass (and, on a policy step, its policy pass first); one backward over
-    the summed losses of :func:`ace_losses` (each reaches only its own network, so this equals
-    SAC's one-backward-per-optimizer); average the gradients over learners; measure gradient
-    dormancy; clip per optimizer; step the optimizers (RLlib's non-finite gradient rule, one
-    fused check); on a policy step Polyak-update the
-    target critics. On critic-only steps the policy and alpha gradients stay unset (``None``),
-    so Adam skips them.
+    step (the 1st, then every ``policy_update_freq``-th: the 1st, 3rd, ... for 2). With
+    ``sequential_actor_update`` (the reference's order): the critic pass, the critic losses
+    (:func:`critic_losses`), a critic step; on a policy step then the policy pass on the
+    stepped critics, the policy and alpha losses (:func:`policy_losses`), their step, and a
+    Polyak update of the target critics. Otherwise all losses on the pre-step networks and one
+    backward over their sum (:func:`ace_losses`; each reaches only its own network, so this
+    equals SAC's one-backward-per-optimizer). Each step (:meth:`_gradient_step`) averages the
+    gradients over learners, measures gradient dormancy, clips per optimizer and skips a step
+    with a non-finite gradient (RLlib's rule, one fused check). On critic-only steps the
+    policy and alpha gradients stay unset (``None``), so Adam skips them.
 
     RLlib methods overridden, and why:
 
@@ -211,35 +251,37 @@ class ACETorchLearner(ChunkedUpdateTorchLearner, SkipNonFiniteGradients, SACTorc
             module = self.module[module_id].unwrapped()
             config = self.config.get_config_for_module(module_id)
             policy_step = self._num_updates % config.policy_update_freq == 0
-            # Policy pass first: it draws a ~ pi(.|s) before the critic pass draws a' ~ pi(.|s')
-            # (RLlib's SAC forward order, so the random streams match it).
-            fwd_out = module.forward_policy(module_batch) if policy_step else {}
-            fwd_out.update(module.forward_critics(module_batch))
-            losses, td_error, stats = ace_losses(
-                batch=module_batch, fwd_out=fwd_out, weights=self.causal_weights(module_id),
-                log_alpha=self.curr_log_alpha[module_id],
-                target_entropy=self.target_entropy[module_id], gamma=config.gamma,
-                twin_q=config.twin_q, policy_step=policy_step,
-            )
-            for optim in self._optimizer_parameters:
-                optim.zero_grad(set_to_none=True)
-            total = sum(losses.values())
-            total.backward()
-            grads = {pid: p.grad for pid, p in self._params.items() if p.grad is not None}
-            # Averaged before anything reads them, so every learner measures the same dormancy
-            # and takes the same step.
-            average_over_learners(grads)
-            self._measure_dormancy(module_id, module, config, policy_step)
-            stepping = [(name, optim) for name, optim in self.get_optimizers_for_module(module_id)
-                        if policy_step or name not in _POLICY_STEP_OPTIMIZERS]
-            if config.grad_clip:
-                for _, optim in stepping:
-                    self._get_clip_function()(
-                        self.filter_param_dict_for_optimizer(grads, optim),
-                        grad_clip=config.grad_clip, grad_clip_by=config.grad_clip_by)
-            if self.count_non_finite_step(grads.values()):
-                for _, optim in stepping:
-                    optim.step()
+            common = {"weights": self.causal_weights(module_id),
+                      "log_alpha": self.curr_log_alpha[module_id]}
+            if config.sequential_actor_update:
+                # The reference's order: the critics step on their loss first; on a policy
+                # step the policy pass then runs on the updated critics (it draws
+                # a' ~ pi(.|s') before a ~ pi(.|s), as the reference).
+                losses, td_error, stats = critic_losses(
+                    batch=module_batch, fwd_out=module.forward_critics(module_batch),
+                    gamma=config.gamma, twin_q=config.twin_q, critic_loss=config.critic_loss,
+                    **common)
+                total = self._gradient_step(module_id, module, config, losses, policy=False)
+                if policy_step:
+                    losses, more = policy_losses(
+                        fwd_out=module.forward_policy(module_batch),
+                        target_entropy=self.target_entropy[module_id], **common)
+                    stats.update(more)
+                    total = total + self._gradient_step(module_id, module, config, losses,
+                                                        policy=True)
+            else:
+                # All losses on the pre-step networks, one backward (RLlib's SAC order). The
+                # policy pass first: it draws a ~ pi(.|s) before the critic pass draws
+                # a' ~ pi(.|s'), as RLlib's SAC forward.
+                fwd_out = module.forward_policy(module_batch) if policy_step else {}
+                fwd_out.update(module.forward_critics(module_batch))
+                losses, td_error, stats = ace_losses(
+                    batch=module_batch, fwd_out=fwd_out,
+                    target_entropy=self.target_entropy[module_id], gamma=config.gamma,
+                    twin_q=config.twin_q, policy_step=policy_step,
+                    critic_loss=config.critic_loss, **common)
+                total = self._gradient_step(module_id, module, config, losses,
+                                            policy=policy_step, critics=True)
             if policy_step:
                 # Target critics: Polyak step (tau) only on policy steps, as the reference.
                 for main, target in module.get_target_network_pairs():
@@ -251,15 +293,45 @@ class ACETorchLearner(ChunkedUpdateTorchLearner, SkipNonFiniteGradients, SACTorc
             stats[NUM_GRADIENT_UPDATES_KEY] = self._num_updates
             stats[NUM_POLICY_UPDATES_KEY] = self._num_policy_updates
             self.metrics.log_dict(stats, key=module_id, window=1)
-            total_loss[module_id] = total.detach()
+            total_loss[module_id] = total
         return {}, total_loss, {}
 
-    def _measure_dormancy(self, module_id, module, config, policy_step: bool) -> None:
-        """Gradient dormancy of the policy (on policy steps: the ratio the resets scale by)
-        and, for the dormant-only scope, of each critic (their reset masks)."""
-        parts = (["policy"] if policy_step else []) + (
+    def _gradient_step(self, module_id, module, config, losses: dict[str, torch.Tensor], *,
+                       policy: bool, critics: bool | None = None) -> torch.Tensor:
+        """Zero, one backward over the sum of ``losses``, average over learners, measure
+        dormancy, clip and step the optimizers named in ``losses`` (a step with a non-finite
+        gradient is skipped and counted). ``policy``/``critics``: which networks' dormancy to
+        measure (the critics' only for ``reset_scope="dormant"``; by default when ``policy``
+        is False). Returns the summed loss, detached."""
+        for optim in self._optimizer_parameters:
+            optim.zero_grad(set_to_none=True)
+        total = sum(losses.values())
+        total.backward()
+        grads = {pid: p.grad for pid, p in self._params.items() if p.grad is not None}
+        # Averaged before anything reads them, so every learner measures the same dormancy
+        # and takes the same step.
+        average_over_learners(grads)
+        self._measure_dormancy(module_id, module, config, policy=policy,
+                               critics=not policy if critics is None else critics)
+        stepping = [optim for name, optim in self.get_optimizers_for_module(module_id)
+                    if name in losses]
+        if config.grad_clip:
+            for optim in stepping:
+                self._get_clip_function()(
+                    self.filter_param_dict_for_optimizer(grads, optim),
+                    grad_clip=config.grad_clip, grad_clip_by=config.grad_clip_by)
+        if self.count_non_finite_step(grads.values()):
+            for optim in stepping:
+                optim.step()
+        return total.detach()
+
+    def _measure_dormancy(self, module_id, module, config, *, policy: bool,
+                          critics: bool) -> None:
+        """Gradient dormancy of the policy (after a policy backward: the ratio the resets
+        scale by) and, for the dormant-only scope, of each critic (their reset masks)."""
+        parts = (["policy"] if policy else []) + (
             [p for p in ("qf", "qf_twin") if hasattr(module, _PARTS[p][0][0])]
-            if config.reset_scope == "dormant" else [])
+            if critics and config.reset_scope == "dormant" else [])
         for part in parts:
             names, _ = _PARTS[part]
             ratio, masks = gradient_dormancy(linear_layers(_nets(module, names)),

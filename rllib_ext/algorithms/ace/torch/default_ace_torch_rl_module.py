@@ -1,5 +1,6 @@
 """ACE's RL module: RLlib's SAC module whose training forward pass keeps the tanh-Gaussian
-log-probabilities per action dimension, so the learner can weight them (causal weights)."""
+log-probabilities per action dimension, so the learner can weight them (causal weights), with
+the reference's log-std clamp and its uniform-random warm-up actions."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from ray.rllib.algorithms.sac.sac_catalog import SACCatalog
 from ray.rllib.algorithms.sac.sac_learner import QF_PREDS, QF_TWIN_PREDS
 from ray.rllib.algorithms.sac.torch.default_sac_torch_rl_module import DefaultSACTorchRLModule
 from ray.rllib.core.columns import Columns
+from ray.rllib.core.distribution.torch.torch_distribution import TorchSquashedGaussian
 from ray.rllib.core.models.base import ENCODER_OUT, Encoder
 from ray.rllib.core.models.configs import MLPEncoderConfig
 from ray.rllib.utils.annotations import override
-from ray.rllib.utils.numpy import MAX_LOG_NN_OUTPUT, MIN_LOG_NN_OUTPUT
 
 from rllib_ext.algorithms.ace.ace_learner import (
     LOGP_NEXT_PER_DIM,
@@ -30,6 +31,13 @@ Q_NETWORK_KEY = "ace_q_network"
 #: the SAC paper; "multi_stream" = RLlib 2.60 SAC's encoder (separate obs and action MLPs plus
 #: fusion layers: the same results interface, several times the compute).
 Q_NETWORKS = ("concat", "multi_stream")
+#: ``model_config`` key (from ``ACEConfig.log_std_bounds``): the (low, high) clamp of log-std.
+LOG_STD_BOUNDS_KEY = "ace_log_std_bounds"
+#: ``model_config`` key (from ``ACEConfig.random_warmup_steps``): env steps of uniform-random
+#: exploration actions.
+RANDOM_WARMUP_KEY = "ace_random_warmup_steps"
+#: RLlib's SAC clamp, used when the model config does not set one.
+RLLIB_LOG_STD_BOUNDS = (-5.0, 2.0)
 
 
 class ACECatalog(SACCatalog):
@@ -60,12 +68,14 @@ class ACECatalog(SACCatalog):
 
 
 def squashed_gaussian_sample_per_dim(
-    dist_inputs: torch.Tensor, *, reparameterize: bool
+    dist_inputs: torch.Tensor, *, reparameterize: bool,
+    log_std_bounds: tuple[float, float] = RLLIB_LOG_STD_BOUNDS,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Samples a tanh-squashed diagonal Gaussian; returns ``(action [B, A], logp [B, A])``.
 
-    ``dist_inputs`` holds ``[mean, log_std]`` as RLlib's ``TorchSquashedGaussian`` reads them
-    (log-std clamped to RLlib's ``[MIN_LOG_NN_OUTPUT, MAX_LOG_NN_OUTPUT]``). Per dimension,
+    ``dist_inputs`` holds ``[mean, log_std]`` as RLlib's ``TorchSquashedGaussian`` reads them,
+    log-std clamped to ``log_std_bounds`` (RLlib's ``(-5, 2)`` unless given; the reference's
+    is ``(-20, 2)``). Per dimension,
 
         log pi_i(a_i|s) = log N(x_i; mu_i, sigma_i) - log(1 - tanh(x_i)^2),   a_i = tanh(x_i),
 
@@ -74,11 +84,33 @@ def squashed_gaussian_sample_per_dim(
     terms before the sum. Actions are in [-1, 1] (the normalised space of SAC's learner).
     """
     mean, log_std = dist_inputs.chunk(2, dim=-1)
-    log_std = log_std.clamp(MIN_LOG_NN_OUTPUT, MAX_LOG_NN_OUTPUT)
+    log_std = log_std.clamp(*log_std_bounds)
     normal = torch.distributions.Normal(mean, log_std.exp(), validate_args=False)
     x = normal.rsample() if reparameterize else normal.sample()
     log_jacobian = 2.0 * (math.log(2.0) - x - torch.nn.functional.softplus(-2.0 * x))
     return torch.tanh(x), normal.log_prob(x) - log_jacobian
+
+
+class BoundedSquashedGaussian(TorchSquashedGaussian):
+    """RLlib's ``TorchSquashedGaussian`` with the log-std clamped to :attr:`LOG_STD_BOUNDS`
+    instead of RLlib's (-5, 2); :meth:`with_bounds` gives the subclass for other bounds."""
+
+    LOG_STD_BOUNDS: tuple[float, float] = RLLIB_LOG_STD_BOUNDS
+    _subclasses: dict[tuple[float, float], type] = {}
+
+    @classmethod
+    def with_bounds(cls, bounds: tuple[float, float]) -> type[BoundedSquashedGaussian]:
+        bounds = (float(bounds[0]), float(bounds[1]))
+        if bounds not in cls._subclasses:
+            cls._subclasses[bounds] = type(f"BoundedSquashedGaussian{bounds}", (cls,),
+                                           {"LOG_STD_BOUNDS": bounds})
+        return cls._subclasses[bounds]
+
+    @classmethod
+    @override(TorchSquashedGaussian)
+    def from_logits(cls, logits, low: float = -1.0, high: float = 1.0, **kwargs):
+        loc, log_std = logits.chunk(2, dim=-1)
+        return cls(loc=loc, scale=log_std.clamp(*cls.LOG_STD_BOUNDS).exp(), low=low, high=high)
 
 
 class DefaultACETorchRLModule(DefaultSACTorchRLModule):
@@ -87,7 +119,13 @@ class DefaultACETorchRLModule(DefaultSACTorchRLModule):
     log-probs (:data:`LOGP_PER_DIM`, :data:`LOGP_NEXT_PER_DIM`) and is split into
     :meth:`forward_policy` and :meth:`forward_critics`, so the learner skips the policy pass on
     critic-only steps. Box action spaces only (ACE's causal weights are per continuous
-    dimension)."""
+    dimension).
+
+    From the model config (set by ``ACEConfig``): the log-std clamp
+    (:data:`LOG_STD_BOUNDS_KEY`, in the training passes and the exploration distribution) and
+    the random warm-up (:data:`RANDOM_WARMUP_KEY`: while the env runner's global env-step
+    count ``t`` is below it, exploration actions are uniform on [-1, 1] per dimension, the
+    normalised action space, which RLlib's connectors then map to the env's bounds)."""
 
     def __init__(self, *args, **kwargs):
         if kwargs.get("catalog_class") is None:
@@ -102,6 +140,30 @@ class DefaultACETorchRLModule(DefaultSACTorchRLModule):
         inputs = torch.cat([batch[Columns.OBS], batch[Columns.ACTIONS]], dim=-1)
         out = head(encoder({Columns.OBS: inputs})[ENCODER_OUT])
         return out.squeeze(-1) if squeeze else out
+
+    @property
+    def log_std_bounds(self) -> tuple[float, float]:
+        return tuple(self.model_config.get(LOG_STD_BOUNDS_KEY, RLLIB_LOG_STD_BOUNDS))
+
+    @override(DefaultSACTorchRLModule)
+    def get_exploration_action_dist_cls(self):
+        return BoundedSquashedGaussian.with_bounds(self.log_std_bounds)
+
+    @override(DefaultSACTorchRLModule)
+    def _forward_exploration(self, batch: dict, **kwargs) -> dict[str, Any]:
+        # ``t``: the env runner's estimate of the global env steps sampled so far.
+        out = super()._forward_exploration(batch, **kwargs)
+        t = kwargs.get("t")
+        if t is not None and t < self.model_config.get(RANDOM_WARMUP_KEY, 0):
+            # Uniform random actions (the reference's start_steps). Setting ACTIONS makes
+            # RLlib's GetActions connector skip sampling; the log-density of the uniform
+            # (-A log 2) is given too, so every step of an episode carries the same outputs.
+            logits = out[Columns.ACTION_DIST_INPUTS]
+            shape = (logits.shape[0], *self.action_space.shape)
+            out[Columns.ACTIONS] = torch.rand(shape, device=logits.device) * 2.0 - 1.0
+            out[Columns.ACTION_LOGP] = torch.full(
+                (logits.shape[0],), -shape[1] * math.log(2.0), device=logits.device)
+        return out
 
     @override(DefaultSACTorchRLModule)
     def _forward_train(self, batch: dict) -> dict[str, Any]:
@@ -124,7 +186,8 @@ class DefaultACETorchRLModule(DefaultSACTorchRLModule):
         obs = batch[Columns.OBS]
         logits = self.pi(self.pi_encoder({Columns.OBS: obs})[ENCODER_OUT])
         out = {Columns.ACTION_DIST_INPUTS: logits}
-        actions, out[LOGP_PER_DIM] = squashed_gaussian_sample_per_dim(logits, reparameterize=True)
+        actions, out[LOGP_PER_DIM] = squashed_gaussian_sample_per_dim(
+            logits, reparameterize=True, log_std_bounds=self.log_std_bounds)
         critic_params = [p for net in self._critic_nets() for p in net.parameters()]
         for p in critic_params:
             p.requires_grad_(False)
@@ -148,8 +211,7 @@ class DefaultACETorchRLModule(DefaultSACTorchRLModule):
         with torch.no_grad():
             logits_next = self.pi(self.pi_encoder({Columns.OBS: next_obs})[ENCODER_OUT])
             actions_next, out[LOGP_NEXT_PER_DIM] = squashed_gaussian_sample_per_dim(
-                logits_next, reparameterize=False
-            )
+                logits_next, reparameterize=False, log_std_bounds=self.log_std_bounds)
             out[Q_TARGET_NEXT] = self.forward_target(
                 {Columns.OBS: next_obs, Columns.ACTIONS: actions_next}
             )
