@@ -80,18 +80,20 @@ def greedy_action(module, obs: np.ndarray) -> tuple:
     return (int(action[0]), *action[1:])
 
 
-def greedy_return(module, env, episodes: int, first_seed: int) -> float:
-    """Mean undiscounted return of ``module``'s greedy actions over ``episodes`` episodes."""
-    returns = []
+def greedy_return(module, env, episodes: int, first_seed: int, score: str = "return") -> float:
+    """Mean over ``episodes`` episodes of ``module``'s greedy actions of the undiscounted return
+    (``score="return"``) or of whether the episode ended with a goal (``score="goal"``: the
+    env's ``info["goal"]``, i.e. P(goal) on Robot Soccer Goal)."""
+    scores = []
     for i in range(episodes):
         obs, _ = env.reset(seed=first_seed + i)
-        done, total = False, 0.0
+        done, total, info = False, 0.0, {}
         while not done:
-            obs, reward, terminated, truncated, _ = env.step(greedy_action(module, obs))
+            obs, reward, terminated, truncated, info = env.step(greedy_action(module, obs))
             total += float(reward)
             done = terminated or truncated
-        returns.append(total)
-    return float(np.mean(returns))
+        scores.append(total if score == "return" else float(bool(info.get("goal", False))))
+    return float(np.mean(scores))
 
 
 def run_seed(args, seed: int) -> dict:
@@ -104,6 +106,7 @@ def run_seed(args, seed: int) -> dict:
         ENV_RUNNER_RESULTS,
         LEARNER_RESULTS,
         NUM_ENV_STEPS_SAMPLED_LIFETIME,
+        NUM_EPISODES_LIFETIME,
     )
 
     from rllib_ext.cli.config_file import load_experiment
@@ -122,32 +125,39 @@ def run_seed(args, seed: int) -> dict:
     try:
         algo = config.build_algo()
         module = algo.get_module()
+        # ``steps`` counts the budget's unit: env steps, or episodes with ``--unit episodes``.
+        counter = NUM_EPISODES_LIFETIME if args.unit == "episodes" else \
+            NUM_ENV_STEPS_SAMPLED_LIFETIME
         start, steps, curve, learner_curve, record = time.time(), 0, [], [], {}
         best = (-np.inf, None, 0)
         next_eval = args.every
         while steps < args.steps:
             result = algo.train()
-            steps = result[ENV_RUNNER_RESULTS][NUM_ENV_STEPS_SAMPLED_LIFETIME]
+            steps = int(result[ENV_RUNNER_RESULTS][counter])
+            env_steps = int(result[ENV_RUNNER_RESULTS][NUM_ENV_STEPS_SAMPLED_LIFETIME])
             if steps < next_eval and steps < milestones[0]:
                 continue
             module = algo.get_module()
-            value = greedy_return(module, env, args.curve_episodes, CURVE_SEED)
+            value = greedy_return(module, env, args.curve_episodes, CURVE_SEED, args.score)
             curve.append([int(steps), value])
             learner = result.get(LEARNER_RESULTS, {}).get(DEFAULT_MODULE_ID, {})
-            learner_curve.append({"env_steps": int(steps), **{
+            learner_curve.append({"env_steps": env_steps, **{
                 k: float(learner[k]) for k in LEARNER_KEYS if k in learner}})
             next_eval = (steps // args.every + 1) * args.every
             if value > best[0]:
                 best = (value, copy.deepcopy(module.get_state()), int(steps))
             while milestones and steps >= milestones[0]:
                 current = copy.deepcopy(module.get_state())
-                last = greedy_return(module, env, args.final_episodes, FINAL_SEED)
+                last = greedy_return(module, env, args.final_episodes, FINAL_SEED, args.score)
                 module.set_state(best[1])
-                best_value = greedy_return(module, env, args.final_episodes, FINAL_SEED)
+                best_value = greedy_return(module, env, args.final_episodes, FINAL_SEED,
+                                           args.score)
                 module.set_state(current)
                 record[str(milestones.pop(0))] = {
-                    "last": last, "best": best_value, "best_at": best[2], "at": int(steps)}
-                print(f"seed {seed} @ {steps}: last {last:.3f}, best {best_value:.3f} "
+                    "last": last, "best": best_value, "best_at": best[2], "at": int(steps),
+                    "env_steps": env_steps, "wall_s": time.time() - start}
+                print(f"seed {seed} @ {steps} {args.unit} ({env_steps} env steps, "
+                      f"{time.time() - start:.0f} s): last {last:.3f}, best {best_value:.3f} "
                       f"(from {best[2]})", flush=True)
         if args.save_weights:
             import torch
@@ -159,7 +169,8 @@ def run_seed(args, seed: int) -> dict:
     finally:
         shutdown_local_ray()
     return {"impl": "rllib_ext", "config": str(args.config), "set": args.set, "seed": seed,
-            "steps": int(steps), "wall_s": time.time() - start, "curve": curve,
+            "unit": args.unit, "score": args.score, "steps": int(steps), "env_steps": env_steps,
+            "wall_s": time.time() - start, "curve": curve,
             "learner": learner_curve, "milestones": record}
 
 
@@ -258,14 +269,16 @@ def plot(args) -> None:
     if len(titles) != len(folders):
         raise SystemExit(f"--titles: {len(titles)} titles for {len(folders)} folders")
     for ax, folder, title in zip(axes[0], folders, titles, strict=True):
-        for r in sorted(load_records(folder), key=lambda r: r["seed"]):
+        records = sorted(load_records(folder), key=lambda r: r["seed"])
+        for r in records:
             xs, ys = zip(*r["curve"], strict=True)
             ax.plot(np.asarray(xs) / 1000, ys, lw=1, label=f"seed {r['seed']}")
         ax.axhline(args.threshold, color="k", ls=":", lw=0.8)
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("env steps (k)")
+        ax.set_xlabel(f"{records[0].get('unit', 'env_steps').replace('_', ' ')} (k)")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("greedy return")
+    axes[0][0].set_ylabel("P(goal), greedy" if records[0].get("score") == "goal"
+                          else "greedy return")
     axes[0][-1].legend(fontsize=6, ncol=2, loc="lower right")
     fig.tight_layout()
     fig.savefig(args.plot, dpi=110)
@@ -278,10 +291,15 @@ def main() -> None:
     r = sub.add_parser("run", help="train the seeds (resumes: skips seeds already recorded)")
     r.add_argument("config", help="experiment file, e.g. configs/pdqn/platform.yaml")
     r.add_argument("--seeds", default="0-9", help="e.g. 0-9 or 0,2,4 (default 0-9)")
-    r.add_argument("--steps", type=int, default=30_000, help="env steps per seed")
+    r.add_argument("--steps", type=int, default=30_000, help="budget per seed, in --unit")
+    r.add_argument("--unit", choices=("env_steps", "episodes"), default="env_steps",
+                   help="what --steps, --milestones and --every count (Goal's budget is "
+                        "episodes)")
+    r.add_argument("--score", choices=("return", "goal"), default="return",
+                   help="greedy score: mean return, or P(goal) (Robot Soccer Goal)")
     r.add_argument("--milestones", type=int, nargs="*", default=[10_000],
-                   help="env steps at which last and best are scored (the end always is)")
-    r.add_argument("--every", type=int, default=2_000, help="env steps between curve points")
+                   help="points at which last and best are scored (the end always is)")
+    r.add_argument("--every", type=int, default=2_000, help="units between curve points")
     r.add_argument("--curve-episodes", type=int, default=100)
     r.add_argument("--final-episodes", type=int, default=1_000)
     r.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
