@@ -66,11 +66,11 @@ class PlainUpdate:
         self.hook = ActionGradientHook(cfg.action_gradient_strategy)
 
     def __call__(self, rows: dict) -> None:
-        from rllib_ext.algorithms.parameterised.torch.networks import polyak_update
         from rllib_ext.algorithms.pdqn.torch.pdqn_torch_learner import (
             compute_param_loss,
             compute_q_loss,
         )
+        from rllib_ext.core.target_networks import polyak_update
 
         module, cfg = self.module, self.cfg
         batch = {k: torch.as_tensor(v) for k, v in rows.items()}
@@ -93,11 +93,11 @@ def plain_loop(steps: int, seed: int = 1) -> dict:
     from ray.rllib.core.columns import Columns
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-    from rllib_ext.algorithms.parameterised.parameterised_learner import linear_epsilon
-    from rllib_ext.algorithms.parameterised.replay import ParameterisedReplay
     from rllib_ext.algorithms.pdqn.torch.default_pdqn_torch_rl_module import (
         DefaultPDQNTorchRLModule,
     )
+    from rllib_ext.core.parameterised.parameterised_learner import linear_epsilon
+    from rllib_ext.core.parameterised.parameterised_replay import ParameterisedReplay
     from rllib_ext.envs import make
 
     torch.manual_seed(seed)

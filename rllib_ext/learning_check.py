@@ -46,9 +46,9 @@ def check_experiment(exp: Experiment, *, storage: str | None = None) -> list[Che
     """Runs one trial per seed until the threshold or the step budget; one row per seed."""
     from ray import tune
 
-    from rllib_ext.algorithms.plain_config import plain_config_dict
     from rllib_ext.cli import runner
     from rllib_ext.cli.progress import lookup
+    from rllib_ext.core.plain_config import plain_config_dict
 
     crit = exp.criterion
     space = plain_config_dict(runner.quiet_config(exp.build_config()))

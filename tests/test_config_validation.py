@@ -2,7 +2,7 @@
 ``validate()`` with a ``ValueError`` naming the knob, and a fix (``config.<section>(...)``).
 
 Bad values include the cases found trained on garbage or crashing late before the shared
-checks (``rllib_ext.algorithms.validation``): NaN/inf/negative rates, ``grad_clip=-1``, a rising
+checks (``rllib_ext.core.validation``): NaN/inf/negative rates, ``grad_clip=-1``, a rising
 ε schedule, ``initial_params`` outside [-1, 1], ``tau=5``, ``initial_alpha=-1``, an int
 ``fcnet_hiddens``, ``num_env_runners=-3``, a numeric string for ``lr``.
 """
@@ -14,7 +14,7 @@ import math
 import pytest
 
 from rllib_ext import ACEConfig, PADDPGConfig, PDQNConfig, PGConfig
-from rllib_ext.algorithms.validation import KnobChecks
+from rllib_ext.core.validation import KnobChecks
 
 NAN, INF = math.nan, math.inf
 

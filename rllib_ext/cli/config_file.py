@@ -244,7 +244,7 @@ class Experiment:
 
     def param_space(self, config) -> dict:
         """Tune's ``param_space``: ``config`` as plain data (the values that differ from the
-        algorithm's defaults; see :func:`rllib_ext.algorithms.plain_config.plain_config_dict`),
+        algorithm's defaults; see :func:`rllib_ext.core.plain_config.plain_config_dict`),
         so that ``Tuner.restore`` needs no ``param_space`` to create trials that had not
         started, with the file's ``tune.param_space`` turned into Tune objects (left out for
         ``search_alg`` optuna or hyperopt: :meth:`search_alg` holds them, and the searcher's
@@ -254,7 +254,7 @@ class Experiment:
         ``config``): ``tune.metric`` is in every result, as Tune's schedulers and search
         algorithms demand, and a nested ``tune.checkpoint_score_attribute`` is copied to
         :data:`CHECKPOINT_SCORE_KEY`."""
-        from rllib_ext.algorithms.plain_config import plain_config_dict
+        from rllib_ext.core.plain_config import plain_config_dict
 
         config = config.copy(copy_frozen=False)
         _append_callback(config, "on_train_result", functools.partial(
@@ -385,7 +385,7 @@ class Experiment:
 def _cap_torch_threads(config) -> None:
     """RLlib's built-in algorithms get rllib_ext's torch-thread cap through ``on_algorithm_init``
     (ours apply it in ``setup()``); a callback set in the file is kept and runs first."""
-    from rllib_ext.algorithms.threads import limit_torch_threads_on_init
+    from rllib_ext.core.threads import limit_torch_threads_on_init
 
     if type(config).__module__.startswith("rllib_ext."):
         return

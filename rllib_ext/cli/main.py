@@ -185,7 +185,6 @@ def _resumed_run(args, command: str, fixed: tuple[str, ...]):
 
 
 def _cmd_train(args) -> int:
-    from rllib_ext.algorithms.plain_config import plain_config_dict
     from rllib_ext.cli import runner
     from rllib_ext.cli.checkpoints import (
         describe,
@@ -197,6 +196,7 @@ def _cmd_train(args) -> int:
     )
     from rllib_ext.cli.config_file import ENV_STEPS_KEY, load_experiment
     from rllib_ext.cli.progress import format_duration, lookup
+    from rllib_ext.core.plain_config import plain_config_dict
 
     if args.gif and not args.gif.lower().endswith(".gif"):
         raise UsageError(f"--gif needs a path ending in .gif, got {args.gif!r}.")

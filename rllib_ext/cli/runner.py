@@ -309,7 +309,7 @@ def resume(experiment: Experiment, run_dir: str | Path,
     had not started start; stop criteria, checkpointing, callbacks and a sweep's scheduler and
     search algorithm (with the state Tune saved for them) are the run's own.
     ``param_space`` is passed on only when it holds objects that Tune cannot recreate by
-    itself (see :func:`~rllib_ext.algorithms.plain_config.plain_config_dict`): with plain data,
+    itself (see :func:`~rllib_ext.core.plain_config.plain_config_dict`): with plain data,
     changed defaults in the package do not block the restore. Returns (dir, outcomes)."""
     from ray import tune
 

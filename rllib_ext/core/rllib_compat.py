@@ -62,3 +62,23 @@ def _fd2_to_devnull():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+# -- torch ---------------------------------------------------------------------------------------
+
+
+def foreach_norm(tensors: list) -> list:
+    """The L2 norm of each tensor, one fused kernel (``torch._foreach_norm``, private but
+    stable since torch 1.13): the non-finite gradient check runs it on every gradient step."""
+    import torch
+
+    return torch._foreach_norm(tensors)
+
+
+def foreach_lerp_(targets: list, sources: list, weight: float) -> None:
+    """``t += weight * (s - t)`` for every pair, in place, one fused kernel
+    (``torch._foreach_lerp_``, private but stable since torch 2.0): Polyak averaging of target
+    networks on every policy step."""
+    import torch
+
+    torch._foreach_lerp_(targets, sources, weight)

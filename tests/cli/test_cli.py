@@ -106,7 +106,7 @@ def test_builtin_algorithms_get_the_torch_thread_cap(tmp_path):
     Tune's param_space dict, after a callback the file names); rllib_ext's apply it in setup()."""
     from ray.rllib.algorithms.sac import SACConfig
 
-    from rllib_ext.algorithms.threads import limit_torch_threads_on_init
+    from rllib_ext.core.threads import limit_torch_threads_on_init
 
     exp = load_experiment(_write(tmp_path, SAC_FILE))
     config = exp.build_config()

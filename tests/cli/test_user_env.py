@@ -131,7 +131,7 @@ def _make(config):
                                   "{name}.TinyEnv", "{package}.envs:TinyEnv"])
 def test_each_user_env_form_loads_and_builds_from_another_directory(user_env, form):
     from rllib_ext import PGConfig
-    from rllib_ext.algorithms.plain_config import plain_config_dict
+    from rllib_ext.core.plain_config import plain_config_dict
 
     env = form.format(**vars(user_env))
     assert str(user_env.folder) not in sys.path and Path.cwd() == user_env.elsewhere

@@ -66,3 +66,25 @@ def test_check_gcs_refuses_a_missing_or_wrong_token_and_accepts_the_right_one(ra
     assert wrong.stdout.split() == ["refused"], wrong.stderr[-2000:]
     assert right.stdout.split() == ["accepted"], right.stderr[-2000:]
     assert "Failed to get cluster ID" not in missing.stderr + wrong.stderr
+
+
+def test_foreach_norm_gives_each_tensors_l2_norm():
+    import torch
+
+    from rllib_ext.core import rllib_compat
+
+    norms = rllib_compat.foreach_norm([torch.tensor([3.0, 4.0]),
+                                       torch.tensor([[1.0], [float("inf")]])])
+    assert [n.item() for n in norms] == [5.0, float("inf")]
+
+
+def test_foreach_lerp_moves_each_target_towards_its_source_in_place():
+    import torch
+
+    from rllib_ext.core import rllib_compat
+
+    targets = [torch.zeros(2), torch.ones(1)]
+    first = targets[0]
+    rllib_compat.foreach_lerp_(targets, [torch.tensor([1.0, 2.0]), torch.tensor([3.0])], 0.25)
+    assert first is targets[0] and first.tolist() == [0.25, 0.5]
+    assert targets[1].tolist() == [1.5]

@@ -18,8 +18,8 @@ What ACE adds to SAC:
   ratio (or from the spread of the causal weights) (:mod:`.dormancy`).
 
 The networks are RLlib's SAC module; the training step is the lean one of
-:mod:`rllib_ext.algorithms.lean_training` (as the parameterised family's): sample from the env
-runners, store the transitions in a flat replay (:mod:`rllib_ext.algorithms.replay`, uniform or
+:mod:`rllib_ext.core.replay_training` (as the parameterised family's): sample from the env
+runners, store the transitions in a flat replay (:mod:`rllib_ext.core.replay`, uniform or
 proportional-prioritised) and the causal FIFO, then take ``updates_per_env_step`` x (new env
 steps) gradient steps in one ``learner_group.update`` call (priorities come back from the
 learners after it) and sync the weights.
@@ -57,19 +57,19 @@ from rllib_ext.algorithms.ace.torch.default_ace_torch_rl_module import (
     Q_NETWORKS,
     RANDOM_WARMUP_KEY,
 )
-from rllib_ext.algorithms.lean_training import LeanTrainingStep
-from rllib_ext.algorithms.non_finite import NonFiniteGuardConfig
-from rllib_ext.algorithms.plain_config import PlainDictConfig
-from rllib_ext.algorithms.replay import (
+from rllib_ext.core.non_finite import NonFiniteGuardConfig
+from rllib_ext.core.plain_config import PlainDictConfig
+from rllib_ext.core.random_streams import SeparateEvaluationRandomness
+from rllib_ext.core.replay import (
     IS_WEIGHTS,
     REPLAY_INDEX,
     TransitionReplay,
     episode_transitions,
 )
-from rllib_ext.algorithms.spaces import probe_env_spaces
-from rllib_ext.algorithms.threads import limit_torch_threads
-from rllib_ext.algorithms.validation import KnobChecks, is_integer, is_real
-from rllib_ext.core.random_streams import SeparateEvaluationRandomness
+from rllib_ext.core.replay_training import ReplayTrainingStep
+from rllib_ext.core.spaces import probe_env_spaces
+from rllib_ext.core.threads import limit_torch_threads
+from rllib_ext.core.validation import KnobChecks, is_integer, is_real
 
 #: ``reset_strength`` values: what sets the kept fraction of a soft reset.
 RESET_STRENGTHS = ("dormancy", "causal")
@@ -422,11 +422,11 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
             )
 
 
-class ACE(SeparateEvaluationRandomness, LeanTrainingStep, SAC):
+class ACE(SeparateEvaluationRandomness, ReplayTrainingStep, SAC):
     """ACE on a lean off-policy training step (see the module docstring). Tune name: ``"ACE"``.
 
     Attributes:
-        replay: The flat transition replay (:class:`~rllib_ext.algorithms.replay.
+        replay: The flat transition replay (:class:`~rllib_ext.core.replay.
             TransitionReplay`), checkpointed only with ``store_replay_in_checkpoint`` (else a
             restored run refills it before learning).
         causal: ACE's causal state (:class:`~.causal_state.CausalState`: FIFO, weights, fit
@@ -470,7 +470,7 @@ class ACE(SeparateEvaluationRandomness, LeanTrainingStep, SAC):
              Columns.TERMINATEDS: ((), np.float32)},
             alpha=alpha, seed=config.seed)
 
-    @override(LeanTrainingStep)
+    @override(ReplayTrainingStep)
     def store_episodes(self, episodes) -> int:
         """Every new step of the sampled episode chunks into the replay and the causal FIFO."""
         added = 0

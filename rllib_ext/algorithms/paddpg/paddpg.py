@@ -6,7 +6,7 @@ argmax score with its parameters, and a critic Q(s, scores, params) trains the a
 bounded outputs with inverting gradients (on both scores and parameters). Defaults are the
 MP-DQN repository's ``run_platform_paddpg.py`` settings. The training step (flat replay that
 also keeps the scores, several gradient steps per ``learner_group.update``) is shared with
-P-DQN: :class:`~rllib_ext.algorithms.parameterised.parameterised.ParameterisedActionAlgorithm`.
+P-DQN: :class:`~rllib_ext.core.parameterised.parameterised.ParameterisedActionAlgorithm`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.annotations import override
 
 from rllib_ext.algorithms.paddpg.paddpg_learner import ACTION_SCORES
-from rllib_ext.algorithms.parameterised.action_layout import ActionLayout
-from rllib_ext.algorithms.parameterised.parameterised import (
+from rllib_ext.core.parameterised.action_layout import ActionLayout
+from rllib_ext.core.parameterised.parameterised import (
     ParameterisedActionAlgorithm,
     ParameterisedActionConfig,
 )

@@ -4,7 +4,7 @@ Xiong et al. 2018 (P-DQN) and Bester, James & Konidaris 2019 (MP-DQN, SP-DQN), w
 Hausknecht & Stone's inverting gradients on the action parameters. Defaults are the MP-DQN
 run scripts' Platform settings (``run_platform_pdqn.py``); see ``PDQNConfig.training``. The
 training step (flat replay, several gradient steps per ``learner_group.update``) is shared with
-PA-DDPG: :class:`~rllib_ext.algorithms.parameterised.parameterised.ParameterisedActionAlgorithm`.
+PA-DDPG: :class:`~rllib_ext.core.parameterised.parameterised.ParameterisedActionAlgorithm`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.annotations import override
 
-from rllib_ext.algorithms.parameterised.parameterised import (
+from rllib_ext.core.parameterised.parameterised import (
     ParameterisedActionAlgorithm,
     ParameterisedActionConfig,
 )

@@ -29,16 +29,16 @@ from ray.rllib.utils.metrics import (
     TIMERS,
 )
 
-from rllib_ext.algorithms.non_finite import NonFiniteGuardConfig
 from rllib_ext.algorithms.pg.advantages import BASELINES, add_advantages_to_episodes
 from rllib_ext.algorithms.pg.default_pg_rl_module import VALUE_NETWORK_KEY
 from rllib_ext.algorithms.pg.importance_sampling import IMPORTANCE_SAMPLING_MODES
-from rllib_ext.algorithms.plain_config import PlainDictConfig
-from rllib_ext.algorithms.sampling import sample_env_runners
-from rllib_ext.algorithms.spaces import probe_env_spaces
-from rllib_ext.algorithms.threads import limit_torch_threads
-from rllib_ext.algorithms.validation import KnobChecks
+from rllib_ext.core.env_runner_faults import sample_env_runners
+from rllib_ext.core.non_finite import NonFiniteGuardConfig
+from rllib_ext.core.plain_config import PlainDictConfig
 from rllib_ext.core.random_streams import SeparateEvaluationRandomness
+from rllib_ext.core.spaces import probe_env_spaces
+from rllib_ext.core.threads import limit_torch_threads
+from rllib_ext.core.validation import KnobChecks
 
 
 class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfig):

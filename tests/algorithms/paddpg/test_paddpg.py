@@ -15,15 +15,14 @@ from rllib_ext.algorithms.paddpg.torch.paddpg_torch_learner import (
     compute_actor_loss,
     compute_critic_loss,
 )
-from rllib_ext.algorithms.parameterised.parameterised_learner import (
+from rllib_ext.core.parameterised.parameterised_learner import (
     ACTION_INDEX,
     ACTION_PARAMS,
     EPSILON_BUFFER,
 )
 from rllib_ext.envs import make
 from rllib_ext.hooks import ActionGradientHook
-
-from ..parameterised.toy_env import ToyHybridEnv
+from tests.helpers.toy_env import ToyHybridEnv
 
 PLATFORM = ("rllib_ext/Platform-v0", {"scale": True})
 

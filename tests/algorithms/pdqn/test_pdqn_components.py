@@ -8,21 +8,20 @@ from gymnasium import spaces
 from ray.rllib.core.columns import Columns
 
 from rllib_ext import PDQNConfig
-from rllib_ext.algorithms.parameterised.action_layout import layout_from_space
-from rllib_ext.algorithms.parameterised.parameterised_learner import (
-    ACTION_INDEX,
-    PARAM_HIGH,
-    PARAM_LOW,
-)
 from rllib_ext.algorithms.pdqn.torch.default_pdqn_torch_rl_module import QNet
 from rllib_ext.algorithms.pdqn.torch.pdqn_torch_learner import (
     PDQNTorchLearner,
     compute_param_loss,
     weighted_q,
 )
+from rllib_ext.core.parameterised.action_layout import layout_from_space
+from rllib_ext.core.parameterised.parameterised_learner import (
+    ACTION_INDEX,
+    PARAM_HIGH,
+    PARAM_LOW,
+)
 from rllib_ext.hooks import ActionGradientHook
-
-from ..parameterised.toy_env import ToyHybridEnv
+from tests.helpers.toy_env import ToyHybridEnv
 
 BOX1 = spaces.Box(-1, 1, (1,))
 BOX2 = spaces.Box(-1, 1, (2,))

@@ -10,12 +10,11 @@ from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.core.columns import Columns
 
 from rllib_ext import PDQNConfig
-from rllib_ext.algorithms.parameterised.parameterised_learner import ACTION_INDEX, ACTION_PARAMS
 from rllib_ext.algorithms.pdqn.pdqn_learner import Q_LOSS_KEY
 from rllib_ext.algorithms.pdqn.torch.pdqn_torch_learner import compute_q_loss
+from rllib_ext.core.parameterised.parameterised_learner import ACTION_INDEX, ACTION_PARAMS
 from rllib_ext.envs import make
-
-from ..parameterised.toy_env import ToyHybridEnv
+from tests.helpers.toy_env import ToyHybridEnv
 
 PLATFORM = ("rllib_ext/Platform-v0", {"scale": True})
 
@@ -188,7 +187,7 @@ def test_epsilon_decays_from_the_first_episode_before_learning(ray_session):
 def test_the_epsilon_metric_is_the_value_in_force_at_the_end_of_the_iteration(ray_session):
     """Not the mean over the iteration's updates: here ε falls from 1 to ~0.5 within the
     iteration, and the metric equals what the env runner ends the iteration with."""
-    from rllib_ext.algorithms.parameterised.parameterised_learner import EPSILON_KEY
+    from rllib_ext.core.parameterised.parameterised_learner import EPSILON_KEY
 
     algo = (_tiny(epsilon_decay_duration=150)
             .env_runners(rollout_fragment_length=1)

@@ -45,13 +45,12 @@ from rllib_ext.algorithms.ace.ace_learner import (
     Q_TARGET_NEXT,
 )
 from rllib_ext.algorithms.ace.dormancy import gradient_dormancy, linear_layers, soft_reset_
-from rllib_ext.algorithms.chunked_torch_learner import (
+from rllib_ext.core.chunked_learner import (
     ChunkedUpdateTorchLearner,
-    average_over_learners,
 )
-from rllib_ext.algorithms.non_finite import SkipNonFiniteGradients
-from rllib_ext.algorithms.parameterised.torch.networks import polyak_update
-from rllib_ext.algorithms.replay import IS_WEIGHTS, REPLAY_INDEX
+from rllib_ext.core.gradient_step import GradientStepLearner
+from rllib_ext.core.replay import IS_WEIGHTS, REPLAY_INDEX
+from rllib_ext.core.target_networks import polyak_update
 
 # Optimizers whose state a reset clears (alpha keeps its state, as the reference).
 _RESET_OPTIMIZERS = ("qf", "qf_twin", "policy")
@@ -179,7 +178,7 @@ def ace_losses(
     return losses, td_error, metrics
 
 
-class ACETorchLearner(ChunkedUpdateTorchLearner, SkipNonFiniteGradients, SACTorchLearner):
+class ACETorchLearner(ChunkedUpdateTorchLearner, GradientStepLearner, SACTorchLearner):
     """SAC's learner (optimizers "qf", "qf_twin", "policy", "alpha") with ACE's losses.
 
     **One gradient step** (:meth:`_uncompiled_update`): decide once whether this is a policy
@@ -197,13 +196,14 @@ class ACETorchLearner(ChunkedUpdateTorchLearner, SkipNonFiniteGradients, SACTorc
     RLlib methods overridden, and why:
 
     - ``TorchLearner._update``: many gradient steps per ``learner_group.update`` call
-      (:class:`~rllib_ext.algorithms.chunked_torch_learner.ChunkedUpdateTorchLearner`), so
+      (:class:`~rllib_ext.core.chunked_learner.ChunkedUpdateTorchLearner`), so
       RLlib's per-call overhead is paid once per ``training_step``.
     - ``TorchLearner._uncompiled_update``: RLlib's forward → losses → gradients → apply
       chain runs the whole SAC forward on every step and goes through DDP's ``forward``,
       which fails on critic-only steps ("parameters that were not used in producing loss");
-      here the unwrapped module's passes are called and gradients are averaged explicitly
-      (:func:`~rllib_ext.algorithms.chunked_torch_learner.average_over_learners`).
+      here the unwrapped module's passes are called and each step is one
+      :meth:`~rllib_ext.core.gradient_step.GradientStepLearner.gradient_step` (gradients
+      averaged over learners explicitly, RLlib's clip and ``apply_gradients``).
     - ``Learner.compute_loss_for_module``: required by RLlib, unused here; it raises and
       names :func:`ace_losses`.
     - ``after_gradient_based_update``: skips DQN's env-step-based target update (ACE's
@@ -298,31 +298,17 @@ class ACETorchLearner(ChunkedUpdateTorchLearner, SkipNonFiniteGradients, SACTorc
 
     def _gradient_step(self, module_id, module, config, losses: dict[str, torch.Tensor], *,
                        policy: bool, critics: bool | None = None) -> torch.Tensor:
-        """Zero, one backward over the sum of ``losses``, average over learners, measure
-        dormancy, clip and step the optimizers named in ``losses`` (a step with a non-finite
-        gradient is skipped and counted). ``policy``/``critics``: which networks' dormancy to
-        measure (the critics' only for ``reset_scope="dormant"``; by default when ``policy``
-        is False). Returns the summed loss, detached."""
-        for optim in self._optimizer_parameters:
-            optim.zero_grad(set_to_none=True)
+        """:meth:`~rllib_ext.core.gradient_step.GradientStepLearner.gradient_step` of the
+        optimizers named in ``losses`` on their summed loss, measuring gradient dormancy on
+        the averaged gradients (``policy``/``critics``: which networks; the critics' only for
+        ``reset_scope="dormant"``, by default when ``policy`` is False). Returns the summed
+        loss, detached."""
         total = sum(losses.values())
-        total.backward()
-        grads = {pid: p.grad for pid, p in self._params.items() if p.grad is not None}
-        # Averaged before anything reads them, so every learner measures the same dormancy
-        # and takes the same step.
-        average_over_learners(grads)
-        self._measure_dormancy(module_id, module, config, policy=policy,
-                               critics=not policy if critics is None else critics)
-        stepping = [optim for name, optim in self.get_optimizers_for_module(module_id)
-                    if name in losses]
-        if config.grad_clip:
-            for optim in stepping:
-                self._get_clip_function()(
-                    self.filter_param_dict_for_optimizer(grads, optim),
-                    grad_clip=config.grad_clip, grad_clip_by=config.grad_clip_by)
-        if self.count_non_finite_step(grads.values()):
-            for optim in stepping:
-                optim.step()
+        self.gradient_step(
+            module_id, total, list(losses), config,
+            inspect=lambda _: self._measure_dormancy(
+                module_id, module, config, policy=policy,
+                critics=not policy if critics is None else critics))
         return total.detach()
 
     def _measure_dormancy(self, module_id, module, config, *, policy: bool,

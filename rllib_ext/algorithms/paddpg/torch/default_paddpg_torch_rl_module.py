@@ -19,13 +19,13 @@ from ray.rllib.utils.annotations import override
 from torch import nn
 
 from rllib_ext.algorithms.paddpg.paddpg_learner import ACTION_SCORES
-from rllib_ext.algorithms.parameterised.torch.networks import (
+from rllib_ext.core.parameterised.torch.networks import (
     hidden_layers,
     make_passthrough,
     mlp,
     output_layer,
 )
-from rllib_ext.algorithms.parameterised.torch.parameterised_torch_rl_module import (
+from rllib_ext.core.parameterised.torch.parameterised_torch_rl_module import (
     ParameterisedActionTorchRLModule,
 )
 

@@ -17,7 +17,7 @@ from rllib_ext.algorithms.paddpg.paddpg_learner import (
     CRITIC_LOSS_KEY,
     SCORES_OUT_OF_BOUNDS_KEY,
 )
-from rllib_ext.algorithms.parameterised.parameterised_learner import (
+from rllib_ext.core.parameterised.parameterised_learner import (
     ACTION_GRAD_NORM_KEY,
     ACTION_PARAMS,
     PARAM_HIGH,
@@ -26,7 +26,7 @@ from rllib_ext.algorithms.parameterised.parameterised_learner import (
     Q_MEAN_KEY,
     TARGET_MEAN_KEY,
 )
-from rllib_ext.algorithms.parameterised.torch.parameterised_torch_learner import (
+from rllib_ext.core.parameterised.torch.parameterised_torch_learner import (
     ParameterisedActionTorchLearner,
     fraction_out_of_bounds,
 )

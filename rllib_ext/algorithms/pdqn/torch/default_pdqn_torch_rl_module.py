@@ -21,8 +21,8 @@ from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.utils.annotations import override
 from torch import nn
 
-from rllib_ext.algorithms.parameterised.torch.networks import make_passthrough, mlp
-from rllib_ext.algorithms.parameterised.torch.parameterised_torch_rl_module import (
+from rllib_ext.core.parameterised.torch.networks import make_passthrough, mlp
+from rllib_ext.core.parameterised.torch.parameterised_torch_rl_module import (
     ParameterisedActionTorchRLModule,
 )
 

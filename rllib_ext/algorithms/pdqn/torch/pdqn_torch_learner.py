@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from ray.rllib.core.columns import Columns
 from ray.rllib.utils.annotations import override
 
-from rllib_ext.algorithms.parameterised.parameterised_learner import (
+from rllib_ext.algorithms.pdqn.pdqn_learner import PARAM_LOSS_KEY, Q_LOSS_KEY
+from rllib_ext.core.parameterised.parameterised_learner import (
     ACTION_GRAD_NORM_KEY,
     ACTION_INDEX,
     ACTION_PARAMS,
@@ -19,11 +20,10 @@ from rllib_ext.algorithms.parameterised.parameterised_learner import (
     Q_MEAN_KEY,
     TARGET_MEAN_KEY,
 )
-from rllib_ext.algorithms.parameterised.torch.parameterised_torch_learner import (
+from rllib_ext.core.parameterised.torch.parameterised_torch_learner import (
     ParameterisedActionTorchLearner,
     fraction_out_of_bounds,
 )
-from rllib_ext.algorithms.pdqn.pdqn_learner import PARAM_LOSS_KEY, Q_LOSS_KEY
 from rllib_ext.hooks import ActionGradientHook
 
 

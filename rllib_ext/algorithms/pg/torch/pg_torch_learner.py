@@ -11,8 +11,6 @@ from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.core.rl_module.rl_module import DEFAULT_MODULE_ID
 from ray.rllib.utils.annotations import override
 
-from rllib_ext.algorithms.chunked_torch_learner import average_over_learners
-from rllib_ext.algorithms.non_finite import SkipNonFiniteGradients
 from rllib_ext.algorithms.pg.importance_sampling import (
     importance_coefficients,
     importance_weights,
@@ -45,13 +43,14 @@ from rllib_ext.algorithms.pg.torch.score_gradients import (
     optimal_baseline,
     per_trajectory_score_sums,
 )
+from rllib_ext.core.gradient_step import GradientStepLearner
 
 #: Name of the value network's optimizer (``baseline="value"``); the policy keeps RLlib's
 #: default optimizer.
 VALUE_OPTIMIZER = "value"
 
 
-class PGTorchLearner(PGLearner, SkipNonFiniteGradients):
+class PGTorchLearner(PGLearner, GradientStepLearner):
     """REINFORCE's policy step through RLlib's standard update (one gradient step per batch).
 
     With ``baseline="value"`` the module also holds a value network with its own optimizer
@@ -107,19 +106,9 @@ class PGTorchLearner(PGLearner, SkipNonFiniteGradients):
         """The value network's remaining ``value_gradient_steps - 1`` full-batch steps."""
         config = self.config.get_config_for_module(module_id)
         module = self.module[module_id].unwrapped()
-        optimizer = self.get_optimizer(module_id, VALUE_OPTIMIZER)
-        params = self.filter_param_dict_for_optimizer(self._params, optimizer)
         for _ in range(config.value_gradient_steps - 1):
-            optimizer.zero_grad(set_to_none=True)
             loss, _ = self._value_loss(module, batch)
-            loss.backward()
-            grads = {pid: p.grad for pid, p in params.items() if p.grad is not None}
-            average_over_learners(grads)
-            if config.grad_clip:
-                self._get_clip_function()(grads, grad_clip=config.grad_clip,
-                                          grad_clip_by=config.grad_clip_by)
-            if self.count_non_finite_step(grads.values()):
-                optimizer.step()
+            self.gradient_step(module_id, loss, [VALUE_OPTIMIZER], config)
         with torch.no_grad():
             loss, _ = self._value_loss(module, batch)
         self.metrics.log_value((module_id, VALUE_LOSS_KEY), loss, window=1)

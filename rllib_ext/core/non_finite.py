@@ -39,6 +39,8 @@ from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import ALL_MODULES
 
+from rllib_ext.core.rllib_compat import foreach_norm
+
 logger = logging.getLogger(__name__)
 
 #: ``non_finite_env_data`` values.
@@ -220,7 +222,7 @@ class NonFiniteGuardConfig:
                 from the env: "drop" (default: drop the step, end the episode truncated at its
                 last finite step, count it in ``env_runners/num_non_finite_env_steps_dropped``
                 and warn once per env) or "raise" (stop with an error naming the env, the field
-                and the step). See :mod:`rllib_ext.algorithms.non_finite`.
+                and the step). See :mod:`rllib_ext.core.non_finite`.
             **kwargs: ``AlgorithmConfig.env_runners`` arguments.
         """
         super().env_runners(**kwargs)
@@ -235,14 +237,14 @@ class NonFiniteGuardConfig:
                 and issubclass(self.env_runner_cls, GuardedEnvRunner)):
             self._value_error(
                 f"env_runner_cls={self.env_runner_cls!r} does not guard against non-finite env "
-                "data; subclass rllib_ext.algorithms.non_finite.GuardedEnvRunner instead of "
+                "data; subclass rllib_ext.core.non_finite.GuardedEnvRunner instead of "
                 "SingleAgentEnvRunner, or leave env_runner_cls unset.")
 
 
 def gradients_finite(gradients) -> bool:
     """Whether every gradient tensor (None entries skipped) is finite: one fused check."""
     tensors = [g for g in gradients if g is not None]
-    return not tensors or bool(torch.isfinite(torch.stack(torch._foreach_norm(tensors))).all())
+    return not tensors or bool(torch.isfinite(torch.stack(foreach_norm(tensors))).all())
 
 
 class SkipNonFiniteGradients(TorchLearner):

@@ -10,7 +10,7 @@ import pytest
 import ray
 
 from rllib_ext import ACEConfig, PDQNConfig, PGConfig
-from rllib_ext.algorithms.sampling import EnvRunnersLostError
+from rllib_ext.core.env_runner_faults import EnvRunnersLostError
 
 SAMPLE_TIMEOUT_S = 10.0
 STEPS = ("env_runners", "num_env_steps_sampled_lifetime")

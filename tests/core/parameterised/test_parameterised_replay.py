@@ -8,13 +8,13 @@ from gymnasium import spaces
 from ray.rllib.core.columns import Columns
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 
-from rllib_ext.algorithms.parameterised.action_layout import layout_from_space
-from rllib_ext.algorithms.parameterised.parameterised_learner import (
+from rllib_ext.core.parameterised.action_layout import layout_from_space
+from rllib_ext.core.parameterised.parameterised_learner import (
     ACTION_INDEX,
     ACTION_PARAMS,
     linear_epsilon,
 )
-from rllib_ext.algorithms.parameterised.replay import ParameterisedReplay
+from rllib_ext.core.parameterised.parameterised_replay import ParameterisedReplay
 
 BOX1 = spaces.Box(-1, 1, (1,))
 BOX2 = spaces.Box(-1, 1, (2,))

@@ -12,7 +12,7 @@ from ray.rllib.utils.metrics import ALL_MODULES
 from ray.tune.registry import register_env
 
 from rllib_ext import ACEConfig, PADDPGConfig, PDQNConfig, PGConfig
-from rllib_ext.algorithms.non_finite import (
+from rllib_ext.core.non_finite import (
     DROPPED_STEP_INFO_KEY,
     NON_FINITE_ENV_STEPS_KEY,
     NON_FINITE_GRADIENT_STEPS_KEY,
@@ -253,7 +253,7 @@ def test_a_non_finite_gradient_step_is_skipped_and_counted(ray_session):
 def test_env_runner_class_must_keep_the_guard():
     from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 
-    with pytest.raises(ValueError, match="subclass rllib_ext.algorithms.non_finite."
+    with pytest.raises(ValueError, match="subclass rllib_ext.core.non_finite."
                                          "GuardedEnvRunner"):
         PGConfig().env_runners(env_runner_cls=SingleAgentEnvRunner).validate()
     with pytest.raises(ValueError, match=r"non_finite_env_data='skip' must be one of"):

@@ -1,4 +1,4 @@
-"""The parameterised-action replay: the shared lean :class:`~rllib_ext.algorithms.replay.
+"""The parameterised-action replay: the shared lean :class:`~rllib_ext.core.replay.
 TransitionReplay` (uniform sampling, as the reference) with the action stored as the discrete
 index plus *all* K actions' parameters (as the reference does), plus any per-step module
 outputs an algorithm asks for (PA-DDPG: the K action scores)."""
@@ -9,9 +9,9 @@ import numpy as np
 import tree
 from ray.rllib.core.columns import Columns
 
-from rllib_ext.algorithms.parameterised.action_layout import ActionLayout
-from rllib_ext.algorithms.parameterised.parameterised_learner import ACTION_INDEX, ACTION_PARAMS
-from rllib_ext.algorithms.replay import TransitionReplay, episode_transitions
+from rllib_ext.core.parameterised.action_layout import ActionLayout
+from rllib_ext.core.parameterised.parameterised_learner import ACTION_INDEX, ACTION_PARAMS
+from rllib_ext.core.replay import TransitionReplay, episode_transitions
 
 
 class ParameterisedReplay(TransitionReplay):

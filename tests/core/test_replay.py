@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rllib_ext.algorithms.replay import PRIORITY_EPS, SumMinTree, TransitionReplay
+from rllib_ext.core.replay import PRIORITY_EPS, SumMinTree, TransitionReplay
 
 
 def _replay(capacity=4, alpha=0.0, seed=0):

@@ -10,13 +10,10 @@ import torch
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.utils.annotations import override
 
-from rllib_ext.algorithms.chunked_torch_learner import (
-    ChunkedUpdateTorchLearner,
-    average_over_learners,
-)
-from rllib_ext.algorithms.non_finite import SkipNonFiniteGradients
-from rllib_ext.algorithms.parameterised.parameterised_learner import EpsilonScheduleLearner
-from rllib_ext.algorithms.parameterised.torch.networks import polyak_update
+from rllib_ext.core.chunked_learner import ChunkedUpdateTorchLearner
+from rllib_ext.core.gradient_step import GradientStepLearner
+from rllib_ext.core.parameterised.parameterised_learner import EpsilonScheduleLearner
+from rllib_ext.core.target_networks import polyak_update
 from rllib_ext.hooks import ActionGradientHook
 
 #: One stage of a gradient step: (optimizer name, loss function). The function maps
@@ -26,7 +23,7 @@ Stage = tuple[str, Callable[..., tuple[torch.Tensor, dict]]]
 
 
 class ParameterisedActionTorchLearner(EpsilonScheduleLearner, ChunkedUpdateTorchLearner,
-                                      SkipNonFiniteGradients):
+                                      GradientStepLearner):
     """What P-DQN's and PA-DDPG's torch learners share. Subclasses define:
 
     - :meth:`optimized_networks`: ``[(optimizer name, network, learning rate)]``;
@@ -46,16 +43,15 @@ class ParameterisedActionTorchLearner(EpsilonScheduleLearner, ChunkedUpdateTorch
     - ``TorchLearner._uncompiled_update`` (one batch): RLlib runs ``forward_train`` →
       ``compute_losses`` → ``compute_gradients`` (one backward over the summed losses) →
       ``postprocess_gradients`` → ``apply_gradients``, which cannot express a loss computed
-      after another network's step. Here each stage does its own backward, gradient-norm clip
-      (RLlib's clip function, per optimizer, ``grad_clip`` / ``grad_clip_by``) and
-      ``apply_gradients`` (optimizer step; a step with non-finite gradients is skipped and
-      counted, :class:`~rllib_ext.algorithms.non_finite.SkipNonFiniteGradients`). With several
-      learners the gradients are averaged over them with one ``all_reduce`` per stage
-      (:func:`~rllib_ext.algorithms.chunked_torch_learner.average_over_learners`: the losses
-      use the unwrapped networks, so RLlib's DDP wrapper would not sync them).
+      after another network's step. Here each stage is one
+      :meth:`~rllib_ext.core.gradient_step.GradientStepLearner.gradient_step`: its own
+      backward, averaging over learners (one ``all_reduce``; the losses use the unwrapped
+      networks, so RLlib's DDP wrapper would not sync them), RLlib's gradient-norm clip per
+      optimizer and ``apply_gradients`` (a step with non-finite gradients is skipped and
+      counted).
     - ``TorchLearner._update`` (one RLlib minibatch): cuts the minibatch into consecutive
       ``train_batch_size_per_learner`` batches, one gradient step each
-      (:class:`~rllib_ext.algorithms.chunked_torch_learner.ChunkedUpdateTorchLearner`).
+      (:class:`~rllib_ext.core.chunked_learner.ChunkedUpdateTorchLearner`).
     - ``Learner.compute_loss_for_module``: required by RLlib, but a summed loss is exactly what
       this learner does not take; it raises and names :meth:`update_stages`.
     """
@@ -102,7 +98,8 @@ class ParameterisedActionTorchLearner(EpsilonScheduleLearner, ChunkedUpdateTorch
             total = 0.0
             for optimizer_name, loss_fn in self.update_stages():
                 loss, stats = loss_fn(module, module_batch, config)
-                self._step_optimizer(module_id, optimizer_name, loss, config)
+                self.gradient_step(module_id, loss, [optimizer_name], config,
+                                   log_global_norm=True)
                 self.metrics.log_dict(stats, key=module_id, window=1)
                 total = total + loss.detach()
             # Soft target updates after every stage has stepped (the reference's order).
@@ -110,24 +107,6 @@ class ParameterisedActionTorchLearner(EpsilonScheduleLearner, ChunkedUpdateTorch
                 polyak_update(online, target, tau)
             total_loss[module_id] = total
         return {}, total_loss, {}
-
-    def _step_optimizer(self, module_id, optimizer_name, loss, config) -> None:
-        """backward → average over learners → clip → RLlib's ``apply_gradients`` for one
-        optimizer. Every gradient is cleared first, so no other network is stepped again."""
-        for optim in self._optimizer_parameters:
-            optim.zero_grad(set_to_none=True)
-        loss.backward()
-        optim = self.get_optimizer(module_id, optimizer_name)
-        grads = self.filter_param_dict_for_optimizer(
-            {pid: p.grad for pid, p in self._params.items()}, optim)
-        average_over_learners(grads)
-        if config.grad_clip:
-            norm = self._get_clip_function()(grads, grad_clip=config.grad_clip,
-                                             grad_clip_by=config.grad_clip_by)
-            if norm is not None:
-                self.metrics.log_value((module_id, f"gradients_{optimizer_name}_global_norm"),
-                                       norm, window=1)
-        self.apply_gradients(grads)
 
     @override(TorchLearner)
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):

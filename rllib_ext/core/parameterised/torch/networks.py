@@ -61,9 +61,3 @@ def make_passthrough(obs_dim: int, total_params: int, initial_params,
         else:
             layer.bias.zero_()
     return layer.requires_grad_(False)
-
-
-@torch.no_grad()
-def polyak_update(online: nn.Module, target: nn.Module, tau: float) -> None:
-    """theta' <- tau * theta + (1 - tau) * theta' over all tensors in one fused op."""
-    torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), tau)

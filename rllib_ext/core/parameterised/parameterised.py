@@ -2,7 +2,7 @@
 layout, replay, ε-greedy schedule, parameter noise, action-gradient strategy, and their
 validation) and ``ParameterisedActionAlgorithm`` (the lean training step).
 
-The training step is the lean one of :mod:`rllib_ext.algorithms.lean_training` over the flat
+The training step is the lean one of :mod:`rllib_ext.core.replay_training` over the flat
 replay of :mod:`.replay` (uniform, as the reference), plus the ε schedule pushed to the env
 runners.
 """
@@ -22,23 +22,23 @@ from ray.rllib.utils.metrics import (
     TIMERS,
 )
 
-from rllib_ext.algorithms.lean_training import LeanTrainingStep
-from rllib_ext.algorithms.non_finite import NonFiniteGuardConfig
-from rllib_ext.algorithms.parameterised.action_layout import (
+from rllib_ext.core.non_finite import NonFiniteGuardConfig
+from rllib_ext.core.parameterised.action_layout import (
     ActionLayout,
     layout_from_space,
     param_boxes,
 )
-from rllib_ext.algorithms.parameterised.parameterised_learner import (
+from rllib_ext.core.parameterised.parameterised_learner import (
     EPSILON_BUFFER,
     scheduled_epsilon,
 )
-from rllib_ext.algorithms.parameterised.replay import ParameterisedReplay
-from rllib_ext.algorithms.plain_config import PlainDictConfig
-from rllib_ext.algorithms.spaces import probe_env_spaces
-from rllib_ext.algorithms.threads import limit_torch_threads
-from rllib_ext.algorithms.validation import KnobChecks, is_integer, is_real
+from rllib_ext.core.parameterised.parameterised_replay import ParameterisedReplay
+from rllib_ext.core.plain_config import PlainDictConfig
 from rllib_ext.core.random_streams import SeparateEvaluationRandomness
+from rllib_ext.core.replay_training import ReplayTrainingStep
+from rllib_ext.core.spaces import probe_env_spaces
+from rllib_ext.core.threads import limit_torch_threads
+from rllib_ext.core.validation import KnobChecks, is_integer, is_real
 from rllib_ext.hooks import STRATEGIES
 
 NOISES = ("ou", "gaussian", "uniform", "none")
@@ -316,7 +316,7 @@ class ParameterisedActionConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfi
                 )
 
 
-class ParameterisedActionAlgorithm(SeparateEvaluationRandomness, LeanTrainingStep, Algorithm):
+class ParameterisedActionAlgorithm(SeparateEvaluationRandomness, ReplayTrainingStep, Algorithm):
     """The lean training step over a :class:`ParameterisedReplay` (see the module docstring)."""
 
     def replay_extra_columns(self, layout: ActionLayout) -> dict[str, int]:
@@ -359,7 +359,7 @@ class ParameterisedActionAlgorithm(SeparateEvaluationRandomness, LeanTrainingSte
             self._runners_epsilon = None
         return restored
 
-    @override(LeanTrainingStep)
+    @override(ReplayTrainingStep)
     def store_episodes(self, episodes) -> int:
         return self.replay.add_episodes(episodes, self.action_layout)
 

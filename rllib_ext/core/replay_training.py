@@ -1,10 +1,10 @@
-"""The lean off-policy training step shared by the parameterised-action algorithms and ACE.
+"""The off-policy training step shared by the parameterised-action algorithms and ACE.
 
 One ``training_step``: sample ``rollout_fragment_length`` steps per env from the env runners,
-store the transitions in the algorithm's flat replay (:mod:`rllib_ext.algorithms.replay`),
+store the transitions in the algorithm's flat replay (:mod:`rllib_ext.core.replay`),
 then take ``updates_per_env_step`` x (new env steps) gradient steps of
 ``train_batch_size_per_learner`` transitions each in one ``learner_group.update`` call (the
-learners cut it, :mod:`rllib_ext.algorithms.chunked_torch_learner`), and sync the weights.
+learners cut it, :mod:`rllib_ext.core.chunked_learner`), and sync the weights.
 RLlib's EnvRunners, LearnerGroup (several learners too), metrics, checkpoints, evaluation and
 Tune work unchanged. The algorithm supplies ``self.replay`` and :meth:`store_episodes`; with
 ``store_replay_in_checkpoint`` the replay's contents are part of the algorithm's state
@@ -27,7 +27,7 @@ from ray.rllib.utils.metrics import (
     TIMERS,
 )
 
-from rllib_ext.algorithms.sampling import sample_env_runners
+from rllib_ext.core.env_runner_faults import sample_env_runners
 
 #: Metric key of the replay's size.
 REPLAY_SIZE_KEY = "replay_size"
@@ -35,8 +35,8 @@ REPLAY_SIZE_KEY = "replay_size"
 REPLAY_STATE_KEY = "replay"
 
 
-class LeanTrainingStep:
-    """Mixin for an ``Algorithm`` with a flat ``self.replay``: the pieces of the lean
+class ReplayTrainingStep:
+    """Mixin for an ``Algorithm`` with a flat ``self.replay``: the pieces of the off-policy
     ``training_step`` (see the module docstring), each timed under RLlib's timer keys."""
 
     _update_credit: float = 0.0  # fractional gradient steps owed (updates_per_env_step)
@@ -48,7 +48,7 @@ class LeanTrainingStep:
     def sample_into_replay(self) -> int:
         """One synchronous sampling round from the env runners into the replay; returns the
         number of new env steps. Lost env runners raise or are replaced
-        (:func:`~rllib_ext.algorithms.sampling.sample_env_runners`)."""
+        (:func:`~rllib_ext.core.env_runner_faults.sample_env_runners`)."""
         with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
             episodes, env_runner_results = sample_env_runners(self)
         self.metrics.aggregate(env_runner_results, key=ENV_RUNNER_RESULTS)
@@ -74,7 +74,7 @@ class LeanTrainingStep:
     @override(Checkpointable)
     def get_state(self, components=None, *, not_components=None, **kwargs):
         """The algorithm's state plus, with ``store_replay_in_checkpoint``, the replay's
-        contents (:meth:`~rllib_ext.algorithms.replay.TransitionReplay.get_state`)."""
+        contents (:meth:`~rllib_ext.core.replay.TransitionReplay.get_state`)."""
         state = super().get_state(components, not_components=not_components, **kwargs)
         if self.config.store_replay_in_checkpoint and self._check_component(
                 REPLAY_STATE_KEY, components, not_components):

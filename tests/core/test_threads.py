@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rllib_ext import PGConfig
-from rllib_ext.algorithms.threads import limit_torch_threads, reserved_main_process_cpus
+from rllib_ext.core.threads import limit_torch_threads, reserved_main_process_cpus
 
 
 @pytest.mark.parametrize(

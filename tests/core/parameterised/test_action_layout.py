@@ -6,7 +6,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from rllib_ext.algorithms.parameterised.action_layout import (
+from rllib_ext.core.parameterised.action_layout import (
     FLAT_BOX,
     FLAT_TUPLE,
     NESTED,

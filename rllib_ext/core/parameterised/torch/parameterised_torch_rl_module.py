@@ -12,8 +12,8 @@ from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 from ray.rllib.utils.annotations import override
 
-from rllib_ext.algorithms.parameterised.action_layout import layout_from_space
-from rllib_ext.algorithms.parameterised.parameterised_learner import EPSILON_BUFFER
+from rllib_ext.core.parameterised.action_layout import layout_from_space
+from rllib_ext.core.parameterised.parameterised_learner import EPSILON_BUFFER
 
 
 class ParameterisedActionTorchRLModule(TorchRLModule, InferenceOnlyAPI):
