@@ -111,7 +111,7 @@ def final_evaluation(trial_dir: str | Path, experiment) -> dict | None:
     import numpy as np
 
     from rllib_ext.cli.config_file import FINAL_EVALUATION_FILE
-    from rllib_ext.evaluation import evaluate_checkpoint
+    from rllib_ext.cli.evaluation import evaluate_checkpoint
 
     spec = experiment.final_evaluation
     if spec is None:

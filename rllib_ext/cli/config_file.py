@@ -294,8 +294,6 @@ class Experiment:
         and ``tune.mode`` themselves; Tune keeps them in the run for ``Tuner.restore``)."""
         from ray import tune
 
-        from rllib_ext.cli.runner import searcher_trial_dirname
-
         searcher = _typed(self.tune.get("search_alg"))[0] in EXTRA_SEARCH_ALGS
         return tune.TuneConfig(num_samples=num_samples, scheduler=self.scheduler(),
                                search_alg=self.search_alg(),
@@ -380,6 +378,18 @@ class Experiment:
         else:
             key = CHECKPOINT_SCORE_KEY if "/" in attribute else attribute
         return key, order, None if pbt else self.tune.get("num_to_keep")
+
+
+def searcher_trial_dirname(trial) -> str:
+    """Trial directory names of sweeps with ``search_alg`` optuna or hyperopt, like those of
+    random search: ``<trainable>_<env>_<trial id>_<n>_<searched values>_<date>`` (Tune's own
+    names list every value of the config there)."""
+    from ray.tune.search.variant_generator import format_vars
+    from ray.tune.utils import date_str
+
+    values = format_vars({(key,): value for key, value in trial.evaluated_params.items()})
+    counter = str(trial.experiment_tag or "").split("_", 1)[0]
+    return f"{trial}_{counter}_{values}"[:130] + f"_{date_str()}"
 
 
 def _cap_torch_threads(config) -> None:

@@ -256,7 +256,7 @@ def _cmd_train(args) -> int:
         if record is not None:
             print(describe_final_evaluation(record))
     if args.gif:
-        from rllib_ext.evaluation import evaluate_checkpoint
+        from rllib_ext.cli.evaluation import evaluate_checkpoint
 
         chosen = best or last
         returns, lengths = evaluate_checkpoint(chosen.path, num_episodes=1, gif=args.gif)
@@ -421,7 +421,7 @@ def _short(value) -> str:
 
 def _cmd_evaluate(args) -> int:
     from rllib_ext.cli import runner
-    from rllib_ext.evaluation import evaluate_checkpoint
+    from rllib_ext.cli.evaluation import evaluate_checkpoint
 
     path = Path(args.checkpoint)
     if not (path / "rllib_checkpoint.json").is_file():
@@ -443,7 +443,7 @@ def _cmd_evaluate(args) -> int:
         path = Path(chosen.path)
     if args.episodes < 1:
         raise UsageError(f"--episodes must be >= 1, got {args.episodes}.")
-    from rllib_ext.evaluation import checkpoint_user_modules
+    from rllib_ext.cli.evaluation import checkpoint_user_modules
 
     where = runner.init_ray(args.address, checkpoint_user_modules(path))
     print(f"rllib-ext: evaluating {path} on {where}", flush=True)
@@ -506,7 +506,7 @@ def _cmd_list(args) -> int:
 def _cmd_check(args) -> int:
     from rllib_ext.cli import runner
     from rllib_ext.cli.config_file import list_config_files, load_experiment
-    from rllib_ext.learning_check import check_experiment, format_table
+    from rllib_ext.cli.learning_check import check_experiment, format_table
 
     if args.dry_run:
         return _dry_run(args.configs)

@@ -352,18 +352,6 @@ def _outcomes(grid) -> list[TrialOutcome]:
     ]
 
 
-def searcher_trial_dirname(trial) -> str:
-    """Trial directory names of sweeps with ``search_alg`` optuna or hyperopt, like those of
-    random search: ``<trainable>_<env>_<trial id>_<n>_<searched values>_<date>`` (Tune's own
-    names list every value of the config there)."""
-    from ray.tune.search.variant_generator import format_vars
-    from ray.tune.utils import date_str
-
-    values = format_vars({(key,): value for key, value in trial.evaluated_params.items()})
-    counter = str(trial.experiment_tag or "").split("_", 1)[0]
-    return f"{trial}_{counter}_{values}"[:130] + f"_{date_str()}"
-
-
 def best_outcome(outcomes: list[TrialOutcome], metric: str, mode: str) -> TrialOutcome | None:
     """The trial whose last result ranks first by ``metric`` (Tune's ``scope="last"``);
     None if no trial reported a number for it."""

@@ -382,7 +382,7 @@ class GoalEnv(gym.Env):
             return None
         from rllib_ext.envs.rendering import draw_goal
 
-        return draw_goal(self._render_state())
+        return draw_goal(self._render_state(), _geometry())
 
     def render_frames(self) -> list[np.ndarray]:
         """Every simulated frame of the last macro-step, for smooth animations."""
@@ -390,7 +390,7 @@ class GoalEnv(gym.Env):
 
         if self.render_mode is None:
             raise ValueError("render_frames() needs GoalEnv(render_mode='rgb_array').")
-        return [draw_goal(s) for s in self.frame_log] + [self.render()]
+        return [draw_goal(s, _geometry()) for s in self.frame_log] + [self.render()]
 
     # -- simulation ------------------------------------------------------------------------------
     def _render_state(self) -> tuple:
@@ -432,3 +432,14 @@ class GoalEnv(gym.Env):
              b.x, b.y, b.vx, b.vy),
             dtype=np.float32,
         )
+
+
+def _geometry():
+    """The constants the renderer draws with (rendering imports nothing from this module)."""
+    from rllib_ext.envs.rendering import GoalGeometry
+
+    return GoalGeometry(
+        pitch_length=PITCH_LENGTH, pitch_width=PITCH_WIDTH, goal_width=GOAL_WIDTH,
+        goal_depth=GOAL_DEPTH, goal_area_length=GOAL_AREA_LENGTH,
+        goal_area_width=GOAL_AREA_WIDTH, kickable=KICKABLE, catchable=CATCHABLE,
+        player_size=PLAYER_CONFIG["SIZE"], ball_size=BALL_CONFIG["SIZE"])

@@ -54,6 +54,8 @@ ENEMY_NOISE = 0.5
 ENEMY_W, ENEMY_H = 20.0, 30.0
 PLAYER_NOISE = ENEMY_NOISE
 PLAYER_W, PLAYER_H = ENEMY_W, ENEMY_H
+#: Sprite sizes for the renderer (rendering imports nothing from this module).
+_SPRITES = {"player_size": (PLAYER_W, PLAYER_H), "enemy_size": (ENEMY_W, ENEMY_H)}
 
 DT = 0.05
 MAX_DX = 100.0
@@ -261,7 +263,7 @@ class PlatformEnv(gym.Env):
         from rllib_ext.envs.rendering import draw_platform
 
         p, (e1, e2) = self.player, self.enemies
-        return draw_platform(self, (p.x, p.y, e1.x, e2.x))
+        return draw_platform(self, (p.x, p.y, e1.x, e2.x), **_SPRITES)
 
     def render_frames(self) -> list[np.ndarray]:
         """Every simulated frame of the last macro-step, for smooth animations."""
@@ -269,7 +271,7 @@ class PlatformEnv(gym.Env):
 
         if self.render_mode is None:
             raise ValueError("render_frames() needs PlatformEnv(render_mode='rgb_array').")
-        return [draw_platform(self, s) for s in self.frame_log] + [self.render()]
+        return [draw_platform(self, s, **_SPRITES) for s in self.frame_log] + [self.render()]
 
     # -- simulation ------------------------------------------------------------------------------
     def _on_platforms(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,13 +22,14 @@ GRASS, LINE, BALL = (0, 125, 0), (255, 255, 255), (0, 0, 0)
 STRIKER, KEEPER = (255, 255, 255), (220, 0, 0)
 
 
-def draw_platform(env, state: tuple[float, float, float, float]) -> np.ndarray:
+def draw_platform(env, state: tuple[float, float, float, float], *,
+                  player_size: tuple[float, float],
+                  enemy_size: tuple[float, float]) -> np.ndarray:
     """HxWx3 uint8 frame: platforms, gaps (sky), enemies and the player.
 
-    ``state`` = (player x, player y, enemy-1 x, enemy-2 x).
+    ``state`` = (player x, player y, enemy-1 x, enemy-2 x); ``player_size`` and
+    ``enemy_size`` = (width, height) (the env's constants: it calls this, not the reverse).
     """
-    from rllib_ext.envs.platform import ENEMY_H, ENEMY_W, PLAYER_H, PLAYER_W
-
     width, height = PLATFORM_SIZE
     image = Image.new("RGB", PLATFORM_SIZE, SKY)
     draw = ImageDraw.Draw(image)
@@ -41,27 +43,35 @@ def draw_platform(env, state: tuple[float, float, float, float]) -> np.ndarray:
         box(p.x, p.y, p.w, p.h, GROUND)
     player_x, player_y, enemy1_x, enemy2_x = state
     for enemy, x in zip(env.enemies, (enemy1_x, enemy2_x), strict=True):
-        box(x, enemy.y, ENEMY_W, ENEMY_H, ENEMY)
-    box(player_x, player_y, PLAYER_W, PLAYER_H, PLAYER)
+        box(x, enemy.y, *enemy_size, ENEMY)
+    box(player_x, player_y, *player_size, PLAYER)
     return np.asarray(image, dtype=np.uint8)
 
 
-def draw_goal(state: tuple) -> np.ndarray:
+@dataclasses.dataclass(frozen=True)
+class GoalGeometry:
+    """What :func:`draw_goal` needs of the Goal domain's constants (metres)."""
+
+    pitch_length: float
+    pitch_width: float
+    goal_width: float
+    goal_depth: float
+    goal_area_length: float
+    goal_area_width: float
+    kickable: float
+    catchable: float
+    player_size: float
+    ball_size: float
+
+
+def draw_goal(state: tuple, geometry: GoalGeometry) -> np.ndarray:
     """HxWx3 uint8 frame: pitch lines, goal area, posts, striker, keeper (with their heading and
     kick / catch radii) and the ball. ``state`` = (px, py, p_angle, gx, gy, g_angle, bx, by)."""
-    from rllib_ext.envs.goal import (
-        BALL_CONFIG,
-        CATCHABLE,
-        GOAL_AREA_LENGTH,
-        GOAL_AREA_WIDTH,
-        GOAL_DEPTH,
-        GOAL_WIDTH,
-        KICKABLE,
-        PITCH_LENGTH,
-        PITCH_WIDTH,
-        PLAYER_CONFIG,
-    )
-
+    g = geometry
+    PITCH_LENGTH, PITCH_WIDTH, GOAL_WIDTH, GOAL_DEPTH = (  # noqa: N806 (the domain's names)
+        g.pitch_length, g.pitch_width, g.goal_width, g.goal_depth)
+    GOAL_AREA_LENGTH, GOAL_AREA_WIDTH, KICKABLE, CATCHABLE = (  # noqa: N806
+        g.goal_area_length, g.goal_area_width, g.kickable, g.catchable)
     s = GOAL_SCALE
     half = PITCH_LENGTH / 2
     size = (int(s * (half + GOAL_DEPTH)), int(s * PITCH_WIDTH))
@@ -82,7 +92,7 @@ def draw_goal(state: tuple) -> np.ndarray:
     for post_y in (-GOAL_WIDTH / 2, GOAL_WIDTH / 2):
         draw.line((px(half, post_y), px(half + GOAL_DEPTH, post_y)), fill=LINE, width=2)
     player_x, player_y, player_angle, keeper_x, keeper_y, keeper_angle, ball_x, ball_y = state
-    radius = PLAYER_CONFIG["SIZE"]
+    radius = g.player_size
     for (x, y, angle, colour, reach) in (
         (player_x, player_y, player_angle, STRIKER, KICKABLE),
         (keeper_x, keeper_y, keeper_angle, KEEPER, CATCHABLE),
@@ -91,7 +101,7 @@ def draw_goal(state: tuple) -> np.ndarray:
         circle(x, y, radius, fill=colour)
         tip = (x + radius * math.cos(angle), y + radius * math.sin(angle))
         draw.line((px(x, y), px(*tip)), fill=BALL, width=2)
-    circle(ball_x, ball_y, BALL_CONFIG["SIZE"], fill=BALL)
+    circle(ball_x, ball_y, g.ball_size, fill=BALL)
     return np.asarray(image, dtype=np.uint8)
 
 

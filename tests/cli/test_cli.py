@@ -434,7 +434,7 @@ def test_check_scores_each_seed_by_its_final_evaluation(ray_session, tmp_path, c
     import json
 
     from rllib_ext.cli.config_file import FINAL_EVALUATION_FILE
-    from rllib_ext.learning_check import check_experiment
+    from rllib_ext.cli.learning_check import check_experiment
 
     text = _bandit_experiment(evaluation_episodes=3, rest="""
         stop: {training_iteration: 10}

@@ -251,7 +251,7 @@ def test_a_checkpoint_of_an_entry_point_env_evaluates_in_a_new_process(user_env,
     point is registered again from the checkpoint's config, and its module is shipped."""
     from ray.tune.registry import ENV_CREATOR, _global_registry
 
-    from rllib_ext.evaluation import checkpoint_user_modules, evaluate_checkpoint
+    from rllib_ext.cli.evaluation import checkpoint_user_modules, evaluate_checkpoint
 
     env = f"{user_env.name}:make_tiny"
     config = load_experiment(_experiment(user_env.folder, env)).build_config()

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from rllib_ext.cli.evaluation import GifRecorder
 from rllib_ext.envs import GoalEnv, PlatformEnv
 from rllib_ext.envs.rendering import save_gif
-from rllib_ext.evaluation import GifRecorder
 
 
 @pytest.mark.parametrize("env_cls, action, shape", [
