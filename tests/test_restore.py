@@ -18,10 +18,9 @@ from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
 
 from rllib_ext.cli.main import main
-from tests.algorithms.ace.test_ace_train import _tiny as _tiny_ace
-from tests.algorithms.ace.test_ace_train import small_env  # noqa: F401 (autouse)
-from tests.algorithms.paddpg.test_paddpg import _tiny as _tiny_paddpg
-from tests.algorithms.pdqn.test_pdqn_train import _tiny as _tiny_pdqn
+from tests.helpers.tiny_configs import tiny_ace as _tiny_ace
+from tests.helpers.tiny_configs import tiny_paddpg as _tiny_paddpg
+from tests.helpers.tiny_configs import tiny_pdqn as _tiny_pdqn
 
 #: name -> (tiny config, env steps a training_step samples).
 ALGORITHMS = {
@@ -173,9 +172,10 @@ def test_tuner_restore_without_param_space(ray_session, tmp_path):
     """Two trials one at a time, Ctrl-C in the first one's 3rd iteration (checkpoint at 2):
     ``Tuner.restore(path, "PDQN")`` resumes it from iteration 2 (iteration 3 is logged once)
     and starts the second trial, whose config (callbacks included) comes from plain data."""
-    from rllib_ext.cli.config_file import EVALUATION_SCORE_KEY, load_experiment
+    from rllib_ext.cli.config_file import load_experiment
     from rllib_ext.cli.loggers import once_per_iteration_loggers
     from rllib_ext.cli.runner import checkpoint_config
+    from rllib_ext.cli.schema import EVALUATION_SCORE_KEY
 
     (tmp_path / "exp.yaml").write_text(PDQN_FILE)
     exp = load_experiment(tmp_path / "exp.yaml")

@@ -15,8 +15,8 @@ import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
-from rllib_ext.cli.config_file import ENV_STEPS_KEY
 from rllib_ext.cli.plot import evaluated_rows, find_progress_files, read_progress, results_file
+from rllib_ext.cli.schema import ENV_STEPS_KEY
 
 CHOICES = ("best", "last")
 #: Result key of the episode count of RLlib's evaluation runs.
@@ -110,8 +110,8 @@ def final_evaluation(trial_dir: str | Path, experiment) -> dict | None:
 
     import numpy as np
 
-    from rllib_ext.cli.config_file import FINAL_EVALUATION_FILE
     from rllib_ext.cli.evaluation import evaluate_checkpoint
+    from rllib_ext.cli.schema import FINAL_EVALUATION_FILE
 
     spec = experiment.final_evaluation
     if spec is None:

@@ -6,7 +6,8 @@ import math
 import time
 from dataclasses import dataclass
 
-from rllib_ext.cli.config_file import ENV_STEPS_KEY, FINAL_EVALUATION_METRIC, Experiment
+from rllib_ext.cli.experiment import Experiment
+from rllib_ext.cli.schema import ENV_STEPS_KEY, FINAL_EVALUATION_METRIC
 
 
 @dataclass

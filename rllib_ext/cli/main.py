@@ -126,8 +126,8 @@ def _storage_argument(value: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     quiet_ray()
-    from rllib_ext.cli.config_file import ConfigError
     from rllib_ext.cli.runner import RayStartError
+    from rllib_ext.cli.schema import ConfigError
 
     try:
         return COMMANDS[args.command](args)
@@ -194,8 +194,9 @@ def _cmd_train(args) -> int:
         pick,
         run_checkpoints,
     )
-    from rllib_ext.cli.config_file import ENV_STEPS_KEY, load_experiment
+    from rllib_ext.cli.config_file import load_experiment
     from rllib_ext.cli.progress import format_duration, lookup
+    from rllib_ext.cli.schema import ENV_STEPS_KEY
     from rllib_ext.core.plain_config import plain_config_dict
 
     if args.gif and not args.gif.lower().endswith(".gif"):
@@ -275,7 +276,7 @@ def _cmd_train(args) -> int:
 
 
 def _stop(exp, args) -> dict:
-    from rllib_ext.cli.config_file import ENV_STEPS_KEY
+    from rllib_ext.cli.schema import ENV_STEPS_KEY
 
     stop = dict(exp.stop)
     if args.stop_timesteps is not None:
@@ -287,7 +288,8 @@ def _stop(exp, args) -> dict:
 
 def _cmd_tune(args) -> int:
     from rllib_ext.cli import runner
-    from rllib_ext.cli.config_file import DEFAULT_METRIC, load_experiment
+    from rllib_ext.cli.config_file import load_experiment
+    from rllib_ext.cli.schema import DEFAULT_METRIC
     from rllib_ext.cli.sweep_check import check_sweep
 
     if args.resume:
@@ -386,8 +388,8 @@ def _print_best(exp, best, metric: str) -> None:
     import math
 
     from rllib_ext.cli import runner
-    from rllib_ext.cli.config_file import CHECKPOINT_SCORE_KEY, EVALUATION_SCORE_KEY
     from rllib_ext.cli.progress import lookup
+    from rllib_ext.cli.schema import CHECKPOINT_SCORE_KEY, EVALUATION_SCORE_KEY
 
     print(f"\nbest trial:  {best.trial_id} ({metric} {lookup(best.metrics, metric):.4g}, "
           f"mode {exp.tune_mode})")
@@ -426,7 +428,7 @@ def _cmd_evaluate(args) -> int:
     path = Path(args.checkpoint)
     if not (path / "rllib_checkpoint.json").is_file():
         from rllib_ext.cli.checkpoints import describe, pick, run_checkpoints
-        from rllib_ext.cli.config_file import EVALUATION_METRIC
+        from rllib_ext.cli.schema import EVALUATION_METRIC
 
         metric = args.metric or EVALUATION_METRIC
         checkpoints = run_checkpoints(path, metric) if path.is_dir() else []
@@ -460,8 +462,8 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_plot(args) -> int:
-    from rllib_ext.cli.config_file import DEFAULT_METRIC
     from rllib_ext.cli.plot import plot_run
+    from rllib_ext.cli.schema import DEFAULT_METRIC
 
     if not Path(args.run_dir).is_dir():
         raise UsageError(f"{args.run_dir} is not a directory.")
@@ -475,7 +477,8 @@ def _cmd_plot(args) -> int:
 
 
 def _cmd_list(args) -> int:
-    from rllib_ext.cli.config_file import ConfigError, list_config_files, load_experiment
+    from rllib_ext.cli.config_file import list_config_files, load_experiment
+    from rllib_ext.cli.schema import ConfigError
     from rllib_ext.registry import ALGORITHMS, ENVIRONMENTS, load
 
     print("algorithms (Tune name: class):")
@@ -529,12 +532,8 @@ def _cmd_check(args) -> int:
 
 def _dry_run(roots: list[str] | None) -> int:
     """``rllib-ext check --dry-run``: one line per file, invalid ones with every reason."""
-    from rllib_ext.cli.config_file import (
-        ConfigError,
-        list_config_files,
-        list_sweep_files,
-        load_experiment,
-    )
+    from rllib_ext.cli.config_file import list_config_files, list_sweep_files, load_experiment
+    from rllib_ext.cli.schema import ConfigError
     from rllib_ext.cli.sweep_check import check_sweep
 
     if roots:

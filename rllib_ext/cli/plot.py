@@ -8,7 +8,7 @@ import math
 import numbers
 from pathlib import Path
 
-from rllib_ext.cli.config_file import DEFAULT_METRIC, ENV_STEPS_KEY, EVALUATION_METRIC
+from rllib_ext.cli.schema import DEFAULT_METRIC, ENV_STEPS_KEY, EVALUATION_METRIC
 
 #: Reported by RLlib only in the iterations that ran an evaluation.
 EVALUATION_MARKER_KEY = "evaluation/num_healthy_workers"

@@ -8,8 +8,8 @@ import time
 
 from ray.tune import Callback
 
-from rllib_ext.cli.config_file import DEFAULT_METRIC as TRAIN_RETURN_KEY
-from rllib_ext.cli.config_file import ENV_STEPS_KEY
+from rllib_ext.cli.schema import DEFAULT_METRIC as TRAIN_RETURN_KEY
+from rllib_ext.cli.schema import ENV_STEPS_KEY
 
 
 def lookup(result: dict, key: str, default=None):

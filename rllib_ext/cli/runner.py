@@ -14,13 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import rllib_ext
-from rllib_ext.cli.config_file import (
-    DEFAULT_METRIC,
-    EVALUATION_SCORE_KEY,
-    RLLIB_SUPPRESS_HINT,
-    Experiment,
-)
+from rllib_ext.cli.experiment import Experiment
 from rllib_ext.cli.quiet import RLLIB_LOG_LEVEL
+from rllib_ext.cli.schema import DEFAULT_METRIC, EVALUATION_SCORE_KEY, RLLIB_SUPPRESS_HINT
 from rllib_ext.core import ray_session
 
 DEFAULT_STORAGE = "tune_runs"

@@ -21,7 +21,8 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from rllib_ext.cli.config_file import RLLIB_SUPPRESS_HINT, Experiment, _typed
+from rllib_ext.cli.experiment import Experiment
+from rllib_ext.cli.schema import RLLIB_SUPPRESS_HINT, typed
 
 #: Random draws of the range domains checked per combination of the finite values.
 DRAWS = 8
@@ -74,7 +75,7 @@ def sweep_points(experiment: Experiment, *, draws: int = DRAWS, seed: int = SEED
     experiment without a search space."""
     import numpy as np
 
-    from rllib_ext.cli.config_file import _search_space
+    from rllib_ext.cli.tune_factory import search_space
 
     finite: dict[str, list] = {}
     ranges: dict[str, object] = {}
@@ -83,7 +84,7 @@ def sweep_points(experiment: Experiment, *, draws: int = DRAWS, seed: int = SEED
         if kind in ("grid_search", "choice"):
             finite[key] = list(args)
         else:
-            ranges[key] = _search_space(key, spec)
+            ranges[key] = search_space(key, spec)
     rows = [{}]
     if ranges:
         rng = np.random.RandomState(seed)
@@ -119,7 +120,7 @@ def _searched_specs(experiment: Experiment) -> Iterable[tuple[str, dict]]:
     is a ``choice``) for the keys the param_space does not set."""
     space = dict(experiment.tune.get("param_space") or {})
     yield from space.items()
-    _, options = _typed(experiment.tune.get("scheduler"))
+    _, options = typed(experiment.tune.get("scheduler"))
     for key, spec in (options.get("hyperparam_mutations") or {}).items():
         if key not in space:
             yield key, {"choice": spec} if isinstance(spec, list) else spec

@@ -17,19 +17,7 @@ import pytest
 
 from rllib_ext.cli.config_file import load_experiment
 from rllib_ext.cli.main import main
-
-GOOD = textwrap.dedent(
-    """
-    algorithm: PG
-    env: CartPole-v1
-    config:
-      training: {lr: 0.01, train_batch_size_per_learner: 200}
-      env_runners: {num_env_runners: 0, num_envs_per_env_runner: 4}
-      rl_module: {model_config: {fcnet_hiddens: [8]}}
-    stop: {num_env_steps_sampled_lifetime: 400}
-    pass: {threshold: 50, within_env_steps: 10000}
-    """
-)
+from tests.helpers.tiny_configs import GOOD_EXPERIMENT as GOOD
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -280,7 +268,8 @@ def test_plot_marks_the_evaluation_iterations(tmp_path):
 
 
 def test_evaluation_score_is_set_only_in_iterations_that_evaluated():
-    from rllib_ext.cli.config_file import EVALUATION_SCORE_KEY, record_evaluation_score
+    from rllib_ext.cli.result_callbacks import record_evaluation_score
+    from rllib_ext.cli.schema import EVALUATION_SCORE_KEY
 
     metric = "evaluation/env_runners/episode_return_mean"
     evaluated = {"evaluation": {"num_healthy_workers": 0,
@@ -298,8 +287,8 @@ def test_checkpoint_config_keeps_the_best_and_the_last(tmp_path):
     from ray.train import Checkpoint
     from ray.train._internal.checkpoint_manager import _CheckpointManager, _TrainingResult
 
-    from rllib_ext.cli.config_file import EVALUATION_SCORE_KEY
     from rllib_ext.cli.runner import checkpoint_config
+    from rllib_ext.cli.schema import EVALUATION_SCORE_KEY
 
     exp = load_experiment(_write(tmp_path, GOOD.replace(
         "stop:", "  evaluation: {evaluation_interval: 1}\nstop:")))
@@ -409,7 +398,7 @@ def test_train_ends_with_the_final_evaluation_of_the_best_checkpoint(ray_session
     import json
 
     from rllib_ext.cli.checkpoints import pick, run_checkpoints
-    from rllib_ext.cli.config_file import EVALUATION_METRIC, FINAL_EVALUATION_FILE
+    from rllib_ext.cli.schema import EVALUATION_METRIC, FINAL_EVALUATION_FILE
 
     text = _bandit_experiment(evaluation_episodes=3, rest="""
         stop: {training_iteration: 3}
@@ -433,8 +422,8 @@ def test_train_ends_with_the_final_evaluation_of_the_best_checkpoint(ray_session
 def test_check_scores_each_seed_by_its_final_evaluation(ray_session, tmp_path, capsys):
     import json
 
-    from rllib_ext.cli.config_file import FINAL_EVALUATION_FILE
     from rllib_ext.cli.learning_check import check_experiment
+    from rllib_ext.cli.schema import FINAL_EVALUATION_FILE
 
     text = _bandit_experiment(evaluation_episodes=3, rest="""
         stop: {training_iteration: 10}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rllib_ext.cli.config_file import PassCriterion
 from rllib_ext.cli.learning_check import CheckRow, config_passes, format_table, last_value
+from rllib_ext.cli.schema import PassCriterion
 
 
 def _row(config, seed, reached_at):

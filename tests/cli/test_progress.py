@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from rllib_ext.cli.config_file import ENV_STEPS_KEY
 from rllib_ext.cli.progress import eta_seconds, format_line, projected_env_steps
+from rllib_ext.cli.schema import ENV_STEPS_KEY
 
 METRIC = "env_runners/episode_return_mean"
 

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.tiny_configs import GOOD_EXPERIMENT as GOOD
+
 from ..helpers.ray_processes import clean_env, ray_head, stop_process_group
-from .test_cli import GOOD
 
 CLI = [sys.executable, "-m", "rllib_ext.cli.main", "train"]
 TINY = GOOD.replace("num_env_steps_sampled_lifetime: 400", "num_env_steps_sampled_lifetime: 200")

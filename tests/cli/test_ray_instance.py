@@ -9,8 +9,9 @@ import subprocess
 import sys
 import time
 
+from tests.helpers.tiny_configs import GOOD_EXPERIMENT as GOOD
+
 from ..helpers.ray_processes import clean_env, free_port
-from .test_cli import GOOD
 
 # test_cli's tiny PG file, stopped sooner.
 TINY = GOOD.replace("num_env_steps_sampled_lifetime: 400", "num_env_steps_sampled_lifetime: 200")

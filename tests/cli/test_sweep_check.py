@@ -18,13 +18,9 @@ import pytest
 import yaml
 
 from rllib_ext.cli import runner
-from rllib_ext.cli.config_file import (
-    ConfigError,
-    list_config_files,
-    list_sweep_files,
-    load_experiment,
-)
+from rllib_ext.cli.config_file import list_config_files, list_sweep_files, load_experiment
 from rllib_ext.cli.main import main
+from rllib_ext.cli.schema import ConfigError
 from rllib_ext.cli.sweep_check import DRAWS, check_sweep, sweep_points
 
 SWEEPS = list_sweep_files()

@@ -12,15 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from rllib_ext.cli import config_file, runner
-from rllib_ext.cli.config_file import (
-    CHECKPOINT_SCORE_KEY,
-    EVALUATION_SCORE_KEY,
-    ConfigError,
-    load_experiment,
-    record_tune_metrics,
-)
+from rllib_ext.cli import runner
+from rllib_ext.cli.config_file import load_experiment
 from rllib_ext.cli.main import main
+from rllib_ext.cli.result_callbacks import iteration_value, record_tune_metrics
+from rllib_ext.cli.schema import CHECKPOINT_SCORE_KEY, EVALUATION_SCORE_KEY, ConfigError
 
 BASE = textwrap.dedent(
     """
@@ -205,7 +201,7 @@ def test_record_tune_metrics_fills_the_metric_and_copies_the_score():
                                 "env_runners": {"episode_return_mean": 5.0}}}
     record_tune_metrics(result=evaluated, metric=metric, score_metric=metric)
     assert evaluated[CHECKPOINT_SCORE_KEY] == 5.0
-    assert math.isnan(config_file.iteration_value({"a": True}, "a"))  # a bool is no score
+    assert math.isnan(iteration_value({"a": True}, "a"))  # a bool is no score
 
 
 def test_tune_sweep_with_asha_resumes_with_its_scheduler(ray_session, tmp_path, capsys,

@@ -20,8 +20,9 @@ from types import SimpleNamespace
 import gymnasium as gym
 import pytest
 
-from rllib_ext.cli.config_file import ConfigError, load_experiment
+from rllib_ext.cli.config_file import load_experiment
 from rllib_ext.cli.main import main
+from rllib_ext.cli.schema import ConfigError
 
 #: The user's env module: a sign guessing game. ``env_config["record"]`` names a file that
 #: every construction appends "<Ray node id, or 'driver' outside actors> <__file__>" to.

@@ -18,7 +18,8 @@ from ray.rllib.core.models.base import ENCODER_OUT
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 
 from rllib_ext.algorithms.ace.callbacks import ACE_RESULTS
-from tests.algorithms.ace.test_ace_train import DIM, _tiny, small_env  # noqa: F401 (autouse)
+from tests.helpers.tiny_configs import ACE_DIM as DIM
+from tests.helpers.tiny_configs import tiny_ace as _tiny
 
 STEPS, BATCH = 6, 16
 

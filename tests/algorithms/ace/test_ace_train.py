@@ -9,48 +9,9 @@ import ray
 import torch
 from ray.rllib.algorithms.algorithm import Algorithm
 
-from rllib_ext import ACEConfig
 from rllib_ext.algorithms.ace.callbacks import ACE_RESULTS
-
-# CausalReach with 2 joints (one matters, one is a distractor): 5 causal variables, so the
-# DirectLiNGAM fits take milliseconds.
-ENV = "ace_test/CausalReach2"
-DIM = 2
-
-
-@pytest.fixture(scope="module", autouse=True)
-def small_env(ray_session):
-    from ray.tune.registry import register_env
-
-    from rllib_ext.envs.causal_reach import CausalReachEnv
-
-    register_env(ENV, lambda cfg: CausalReachEnv(influence=[1.0, 0.0], max_steps=20))
-
-
-def _tiny(*, learn=True, runners=0, **training):
-    training = {
-        "train_batch_size_per_learner": 16,
-        "num_steps_sampled_before_learning_starts": 32 if learn else 2000,  # = capacity
-        "causal_sample_size": 40,
-        "causal_update_interval": 10**9,
-        "reset_interval": 0,
-        # Uniform-random actions for the first 30 env steps: the switch to the policy falls
-        # inside the second 20-step episode.
-        "random_warmup_steps": 30,
-        "replay_buffer_config": {"type": "PrioritizedEpisodeReplayBuffer", "capacity": 2000,
-                                 "alpha": 0.6, "beta": 0.4},
-        **training,
-    }
-    return (
-        ACEConfig()
-        .environment(ENV)
-        # 10-step fragments: every iteration samples exactly 20 env steps (one episode).
-        .env_runners(num_env_runners=runners, rollout_fragment_length=10)
-        .training(**training)
-        .rl_module(model_config={"fcnet_hiddens": [8]})
-        .reporting(min_sample_timesteps_per_iteration=20, min_time_s_per_iteration=0)
-        .debugging(seed=0)
-    )
+from tests.helpers.tiny_configs import ACE_DIM as DIM
+from tests.helpers.tiny_configs import tiny_ace as _tiny
 
 
 def _learner_weights(algo):

@@ -22,22 +22,9 @@ from rllib_ext.core.parameterised.parameterised_learner import (
 )
 from rllib_ext.envs import make
 from rllib_ext.hooks import ActionGradientHook
+from tests.helpers.tiny_configs import PLATFORM
+from tests.helpers.tiny_configs import tiny_paddpg as _tiny
 from tests.helpers.toy_env import ToyHybridEnv
-
-PLATFORM = ("rllib_ext/Platform-v0", {"scale": True})
-
-
-def _tiny(env=PLATFORM, **training):
-    env_id, env_config = env if isinstance(env, tuple) else (env, {})
-    return (
-        PADDPGConfig()
-        .environment(env_id, env_config=env_config)
-        .env_runners(num_env_runners=0)
-        .training(train_batch_size_per_learner=16, num_steps_sampled_before_learning_starts=32,
-                  actor_hiddens=[8], critic_hiddens=[8], replay_capacity=500, **training)
-        .reporting(min_sample_timesteps_per_iteration=64, min_time_s_per_iteration=0)
-        .debugging(seed=0)
-    )
 
 
 def _module(**training):

@@ -9,27 +9,13 @@ import torch
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.core.columns import Columns
 
-from rllib_ext import PDQNConfig
 from rllib_ext.algorithms.pdqn.pdqn_learner import Q_LOSS_KEY
 from rllib_ext.algorithms.pdqn.torch.pdqn_torch_learner import compute_q_loss
 from rllib_ext.core.parameterised.parameterised_learner import ACTION_INDEX, ACTION_PARAMS
 from rllib_ext.envs import make
+from tests.helpers.tiny_configs import PLATFORM
+from tests.helpers.tiny_configs import tiny_pdqn as _tiny
 from tests.helpers.toy_env import ToyHybridEnv
-
-PLATFORM = ("rllib_ext/Platform-v0", {"scale": True})
-
-
-def _tiny(env=PLATFORM, **training):
-    env_id, env_config = env if isinstance(env, tuple) else (env, {})
-    return (
-        PDQNConfig()
-        .environment(env_id, env_config=env_config)
-        .env_runners(num_env_runners=0)
-        .training(train_batch_size_per_learner=16, num_steps_sampled_before_learning_starts=32,
-                  q_hiddens=[8], param_hiddens=[8], replay_capacity=500, **training)
-        .reporting(min_sample_timesteps_per_iteration=64, min_time_s_per_iteration=0)
-        .debugging(seed=0)
-    )
 
 
 def _param_weights(algo):
