@@ -88,8 +88,8 @@ def resolve_env(name: str) -> UserEnv:
     attribute (with the closest names in the module), or an unknown name.
     """
     import gymnasium as gym
-    from ray.tune.registry import ENV_CREATOR, _global_registry
 
+    from rllib_ext.core.rllib_compat import tune_env_registered
     from rllib_ext.registry import ENVIRONMENTS
 
     if name in ENVIRONMENTS or name in gym.envs.registry:
@@ -100,7 +100,7 @@ def resolve_env(name: str) -> UserEnv:
             module = _import(name, module_name)
         except EnvNotFoundError:
             # A name a user gave to ray.tune.register_env that merely contains ":".
-            if _global_registry.contains(ENV_CREATOR, name):
+            if tune_env_registered(name):
                 return UserEnv(name, REGISTERED)
             raise
         if attr in gym.envs.registry:
@@ -112,7 +112,7 @@ def resolve_env(name: str) -> UserEnv:
                 return UserEnv(name, GYMNASIUM, module_name)
             raise
         return UserEnv(name, ENTRY_POINT, module_name, obj)
-    if _global_registry.contains(ENV_CREATOR, name) or _is_gym_id(name):
+    if tune_env_registered(name) or _is_gym_id(name):
         return UserEnv(name, REGISTERED)
     module_name, _, attr = name.rpartition(".")
     if not module_name:
@@ -180,9 +180,9 @@ def register_env_of_config(env) -> None:
     """Registers ``env`` (a config's ``env``) with Tune if it is a ``module:name`` string that
     this process has not registered (e.g. before restoring a checkpoint in a new process).
     Anything else, and a string that does not resolve, is left to RLlib."""
-    from ray.tune.registry import ENV_CREATOR, _global_registry
+    from rllib_ext.core.rllib_compat import tune_env_registered
 
-    if not isinstance(env, str) or _global_registry.contains(ENV_CREATOR, env):
+    if not isinstance(env, str) or tune_env_registered(env):
         return
     try:
         register_user_env(resolve_env(env))

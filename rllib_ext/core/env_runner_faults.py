@@ -28,6 +28,12 @@ from ray.exceptions import ActorDiedError, RayActorError
 from ray.rllib.env.env_runner_group import EnvRunnerGroup
 from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
 
+from rllib_ext.core.rllib_compat import (
+    env_runner_manager,
+    make_replacement_env_runner,
+    run_env_runners_recreated_callbacks,
+)
+
 logger = logging.getLogger(__name__)
 
 RESTARTS_FIX = "config.fault_tolerance(restart_failed_env_runners=True)"
@@ -132,9 +138,7 @@ def _restore_env_runners(algo) -> None:
     and fires the ``on_env_runners_recreated`` callbacks for them."""
     restored = algo.restore_env_runners(algo.env_runner_group)
     if restored:
-        algo._make_on_env_runners_recreated_callbacks(
-            config=algo.config, env_runner_group=algo.env_runner_group,
-            restored_env_runner_indices=restored)
+        run_env_runners_recreated_callbacks(algo, restored)
 
 
 def replace_dead_env_runners(group: EnvRunnerGroup, *, ping_timeout_s: float) -> list[int]:
@@ -143,7 +147,7 @@ def replace_dead_env_runners(group: EnvRunnerGroup, *, ping_timeout_s: float) ->
     their state and puts them into service. An env runner is dead for good when a new health
     ping fails with ``ActorDiedError`` (Ray queues calls to an actor it is restarting). Returns
     the replaced indices."""
-    manager = group._worker_manager
+    manager = env_runner_manager(group)
     unhealthy = [i for i in manager.actor_ids() if not manager.is_actor_healthy(i)]
     if not unhealthy:
         return []
@@ -153,9 +157,6 @@ def replace_dead_env_runners(group: EnvRunnerGroup, *, ping_timeout_s: float) ->
     actors = manager.actors()  # {index: handle}; indices start at 1, as the worker indices
     for index in dead:
         ray.kill(actors[index])  # never let Ray bring the old one back beside the new one
-        actors[index] = group._make_worker(
-            env_creator=group._env_creator, validate_env=None, worker_index=index,
-            num_workers=group._remote_config.num_env_runners, recreated_worker=True,
-            config=group._remote_config_obj_ref)
+        actors[index] = make_replacement_env_runner(group, index)
         logger.warning(f"Env runner {index} died; replaced it by a new one.")
     return dead

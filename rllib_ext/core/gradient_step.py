@@ -29,6 +29,7 @@ from ray.rllib.utils.typing import ModuleID
 
 from rllib_ext.core.chunked_learner import average_over_learners
 from rllib_ext.core.non_finite import SkipNonFiniteGradients
+from rllib_ext.core.rllib_compat import clip_function, learner_optimizers, learner_params
 
 
 class GradientStepLearner(SkipNonFiniteGradients):
@@ -56,10 +57,11 @@ class GradientStepLearner(SkipNonFiniteGradients):
             log_global_norm: Log each optimizer's pre-clip global norm as
                 ``gradients_<name>_global_norm`` (when ``grad_clip`` is set).
         """
-        for optim in self._optimizer_parameters:
+        for optim in learner_optimizers(self):
             optim.zero_grad(set_to_none=True)
         loss.backward()
-        all_grads = {pid: p.grad for pid, p in self._params.items() if p.grad is not None}
+        params = learner_params(self)
+        all_grads = {pid: p.grad for pid, p in params.items() if p.grad is not None}
         optimizers = [(name, self.get_optimizer(module_id, name)) for name in optimizer_names]
         grads = {}
         for _, optim in optimizers:
@@ -70,13 +72,13 @@ class GradientStepLearner(SkipNonFiniteGradients):
             inspect(grads)
         if config.grad_clip:
             for name, optim in optimizers:
-                norm = self._get_clip_function()(
+                norm = clip_function(self)(
                     self.filter_param_dict_for_optimizer(grads, optim),
                     grad_clip=config.grad_clip, grad_clip_by=config.grad_clip_by)
                 if log_global_norm and norm is not None:
                     self.metrics.log_value((module_id, f"gradients_{name}_global_norm"), norm,
                                            window=1)
-        for pid, param in self._params.items():
+        for pid, param in params.items():
             if pid not in grads:
                 param.grad = None  # not stepped: the other optimizers' steps are no-ops
         self.apply_gradients(grads)

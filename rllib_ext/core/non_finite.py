@@ -39,7 +39,7 @@ from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import ALL_MODULES
 
-from rllib_ext.core.rllib_compat import foreach_norm
+from rllib_ext.core.rllib_compat import config_value_error, foreach_norm, learner_params
 
 logger = logging.getLogger(__name__)
 
@@ -235,7 +235,7 @@ class NonFiniteGuardConfig:
         self.check_choice("non_finite_env_data", NON_FINITE_MODES, method="env_runners")
         if not (isinstance(self.env_runner_cls, type)
                 and issubclass(self.env_runner_cls, GuardedEnvRunner)):
-            self._value_error(
+            config_value_error(self,
                 f"env_runner_cls={self.env_runner_cls!r} does not guard against non-finite env "
                 "data; subclass rllib_ext.core.non_finite.GuardedEnvRunner instead of "
                 "SingleAgentEnvRunner, or leave env_runner_cls unset.")
@@ -256,7 +256,7 @@ class SkipNonFiniteGradients(TorchLearner):
         counts the skipped step and returns False."""
         if gradients_finite(gradients):
             return True
-        for param in self._params.values():
+        for param in learner_params(self).values():
             param.grad = None
         self.metrics.log_value((ALL_MODULES, NON_FINITE_GRADIENT_STEPS_KEY), 1, reduce="sum")
         return False

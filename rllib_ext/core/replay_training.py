@@ -28,6 +28,7 @@ from ray.rllib.utils.metrics import (
 )
 
 from rllib_ext.core.env_runner_faults import sample_env_runners
+from rllib_ext.core.rllib_compat import wants_component
 
 #: Metric key of the replay's size.
 REPLAY_SIZE_KEY = "replay_size"
@@ -76,7 +77,7 @@ class ReplayTrainingStep:
         """The algorithm's state plus, with ``store_replay_in_checkpoint``, the replay's
         contents (:meth:`~rllib_ext.core.replay.TransitionReplay.get_state`)."""
         state = super().get_state(components, not_components=not_components, **kwargs)
-        if self.config.store_replay_in_checkpoint and self._check_component(
+        if self.config.store_replay_in_checkpoint and wants_component(self,
                 REPLAY_STATE_KEY, components, not_components):
             state[REPLAY_STATE_KEY] = self.replay.get_state()
         return state

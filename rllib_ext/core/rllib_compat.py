@@ -1,4 +1,4 @@
-"""Private names of Ray that rllib_ext relies on, each behind one function.
+"""Private names of Ray and torch that rllib_ext relies on, each behind one function.
 
 Ray is pinned (2.60.0), but its private modules move between versions: every function here
 names what it relies on, and ``tests/core/test_rllib_compat.py`` checks each one against the
@@ -82,3 +82,123 @@ def foreach_lerp_(targets: list, sources: list, weight: float) -> None:
     import torch
 
     torch._foreach_lerp_(targets, sources, weight)
+
+
+# -- RLlib: AlgorithmConfig and Checkpointable ---------------------------------------------------
+#
+# Besides the accessors below, rllib_ext overrides these private RLlib methods (checked by the
+# contract test as well): ``TorchLearner._update`` (many gradient steps per update call),
+# ``TorchLearner._uncompiled_update`` (the sequential gradient steps), ``EnvRunner.
+# _try_env_step`` (non-finite env data), ``DefaultSACTorchRLModule._qf_forward_train_helper``
+# and ``_forward_train_continuous`` and ``SACCatalog._build_qf_encoder_continuous`` (ACE's
+# concat critics and per-dimension log-probs), and the property
+# ``AlgorithmConfig._model_config_auto_includes`` (each algorithm's model-config keys, as
+# RLlib's own algorithms extend it).
+
+
+def config_value_error(config, message: str) -> None:
+    """Raises RLlib's config validation error (``AlgorithmConfig._value_error``: a
+    ``ValueError`` with RLlib's hint on suppressing validation, or only a log line when the
+    user turned validation off), so our checks behave like RLlib's own."""
+    config._value_error(message)
+
+
+def user_model_config(config):
+    """The model config the user set (``AlgorithmConfig._model_config``, without the
+    algorithm's auto-includes that the public ``model_config`` property merges in)."""
+    return config._model_config
+
+
+def catalog_model_config(catalog) -> dict:
+    """The model config a ``Catalog`` was built with (``Catalog._model_config_dict``)."""
+    return catalog._model_config_dict
+
+
+def wants_component(checkpointable, name: str, components, not_components) -> bool:
+    """Whether ``get_state(components, not_components)`` asks for ``name``
+    (``Checkpointable._check_component``)."""
+    return checkpointable._check_component(name, components, not_components)
+
+
+def main_process_bundle(config) -> dict:
+    """The resource bundle RLlib reserves for the algorithm's main process
+    (``ray.rllib.algorithms.utils._get_main_process_bundle``)."""
+    from ray.rllib.algorithms.utils import _get_main_process_bundle
+
+    return _get_main_process_bundle(config)
+
+
+def tune_env_registered(name: str) -> bool:
+    """Whether Tune's registry in this process holds an env creator ``name``
+    (``ray.tune.registry._global_registry``; ``register_env`` has no public lookup)."""
+    from ray.tune.registry import ENV_CREATOR, _global_registry
+
+    return _global_registry.contains(ENV_CREATOR, name)
+
+
+# -- RLlib: Learner ------------------------------------------------------------------------------
+
+
+def learner_params(learner) -> dict:
+    """``{param id: parameter}`` of every optimizer of a ``TorchLearner`` (``_params``)."""
+    return learner._params
+
+
+def learner_optimizers(learner):
+    """Every torch optimizer of a ``TorchLearner`` (the keys of ``_optimizer_parameters``)."""
+    return learner._optimizer_parameters
+
+
+def clip_function(learner):
+    """RLlib's gradient clip function of the learner's framework
+    (``Learner._get_clip_function()``: ``clip_gradients`` honouring ``grad_clip_by``)."""
+    return learner._get_clip_function()
+
+
+def learner_device(learner):
+    """The torch device a learner computes on (``TorchLearner._device``)."""
+    return learner._device
+
+
+def learner_module_spec(learner):
+    """The ``MultiRLModuleSpec`` a learner built its modules from (``Learner._module_spec``)."""
+    return learner._module_spec
+
+
+def bump_weights_seq_no(learner) -> None:
+    """Marks the learner's weights as new (``Learner._weights_seq_no += 1``): without it,
+    ``EnvRunnerGroup.sync_weights`` treats weights changed outside an update (a soft reset)
+    as already synced and skips them."""
+    learner._weights_seq_no += 1
+
+
+def compute_off_policyness(learner, batch) -> None:
+    """RLlib's "weights sequence number" lag metric of a batch
+    (``TorchLearner._compute_off_policyness``), which ``_uncompiled_update`` computes."""
+    learner._compute_off_policyness(batch)
+
+
+# -- RLlib: EnvRunnerGroup -----------------------------------------------------------------------
+
+
+def env_runner_manager(group):
+    """The ``FaultTolerantActorManager`` of an ``EnvRunnerGroup`` (``_worker_manager``): its
+    health flags and actor handles by index."""
+    return group._worker_manager
+
+
+def make_replacement_env_runner(group, index: int):
+    """A new remote env runner for ``index`` built as the group builds its own
+    (``EnvRunnerGroup._make_worker`` with the group's env creator and remote config)."""
+    return group._make_worker(
+        env_creator=group._env_creator, validate_env=None, worker_index=index,
+        num_workers=group._remote_config.num_env_runners, recreated_worker=True,
+        config=group._remote_config_obj_ref)
+
+
+def run_env_runners_recreated_callbacks(algo, restored: list[int]) -> None:
+    """Fires the ``on_env_runners_recreated`` callbacks for ``restored`` as RLlib's training
+    iteration does (``Algorithm._make_on_env_runners_recreated_callbacks``)."""
+    algo._make_on_env_runners_recreated_callbacks(
+        config=algo.config, env_runner_group=algo.env_runner_group,
+        restored_env_runner_indices=restored)

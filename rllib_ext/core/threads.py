@@ -20,12 +20,12 @@ import math
 
 import ray
 
+from rllib_ext.core.rllib_compat import main_process_bundle
+
 
 def reserved_main_process_cpus(config) -> int:
     """Whole CPUs in the algorithm's main-process bundle (at least 1), as RLlib reserves them."""
-    from ray.rllib.algorithms.utils import _get_main_process_bundle
-
-    return max(1, math.floor(_get_main_process_bundle(config).get("CPU", 1)))
+    return max(1, math.floor(main_process_bundle(config).get("CPU", 1)))
 
 
 def limit_torch_threads(config) -> int | None:

@@ -1,7 +1,8 @@
 """One way to check config knobs, shared by every config of the plugin.
 
 :class:`KnobChecks` is a mixin for an ``AlgorithmConfig`` subclass. Each check reads a knob,
-tests its type, finiteness and range, and raises (through ``AlgorithmConfig._value_error``) a
+tests its type, finiteness and range, and raises (through RLlib's config error,
+:func:`~rllib_ext.core.rllib_compat.config_value_error`) a
 ``ValueError`` that names the knob, the bad value and the call that fixes it, e.g.::
 
     grad_clip=-1 must be None or a finite number > 0; fix it with
@@ -19,6 +20,8 @@ import math
 from collections.abc import Iterable
 from numbers import Integral, Real
 from typing import Any
+
+from rllib_ext.core.rllib_compat import config_value_error, user_model_config
 
 #: RLlib's ``model_config`` keys that hold lists of hidden-layer widths.
 MODEL_WIDTH_KEYS = ("fcnet_hiddens", "head_fcnet_hiddens", "post_fcnet_hiddens")
@@ -68,7 +71,7 @@ class KnobChecks:
     def _knob_error(self, name: str, value: Any, requirement: str, example: Any,
                     method: str | None = None) -> None:
         method = method or RLLIB_KNOB_METHODS.get(name, "training")
-        self._value_error(f"{name}={value!r} must be {requirement}; fix it with "
+        config_value_error(self, f"{name}={value!r} must be {requirement}; fix it with "
                           f"config.{method}({name}={example!r}).")
 
     def check_number(self, name: str, *, low: float | None = None, high: float | None = None,
@@ -157,11 +160,11 @@ class KnobChecks:
         self.check_number("seed", low=0, integer=True, none_ok=True, example=0)
         # The user's part of the model config (the algorithm's auto-includes come from knobs
         # checked by the config itself).
-        model_config = self._model_config
+        model_config = user_model_config(self)
         if dataclasses.is_dataclass(model_config):
             model_config = dataclasses.asdict(model_config)
         if not isinstance(model_config, dict):
-            self._value_error(f"model_config={model_config!r} must be a dict; fix it with "
+            config_value_error(self, f"model_config={model_config!r} must be a dict; fix it with "
                               "config.rl_module(model_config={'fcnet_hiddens': [256, 256]}).")
         for key in MODEL_WIDTH_KEYS:
             if key in model_config:
@@ -169,7 +172,7 @@ class KnobChecks:
                 ok = isinstance(widths, (list, tuple)) and all(
                     is_integer(w) and w > 0 for w in widths)
                 if not ok:
-                    self._value_error(
+                    config_value_error(self,
                         f"model_config[{key!r}]={widths!r} must be a list of positive integer "
                         "layer widths; fix it with "
                         f"config.rl_module(model_config={{{key!r}: [256, 256]}}).")

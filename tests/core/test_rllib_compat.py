@@ -88,3 +88,107 @@ def test_foreach_lerp_moves_each_target_towards_its_source_in_place():
     rllib_compat.foreach_lerp_(targets, [torch.tensor([1.0, 2.0]), torch.tensor([3.0])], 0.25)
     assert first is targets[0] and first.tolist() == [0.25, 0.5]
     assert targets[1].tolist() == [1.5]
+
+
+# -- RLlib accessors -----------------------------------------------------------------------------
+
+
+def _pg_learner():
+    import gymnasium as gym
+
+    from rllib_ext import PGConfig
+
+    config = (PGConfig().environment("CartPole-v1")
+              .rl_module(model_config={"fcnet_hiddens": [4]}).debugging(seed=0))
+    return config, config.build_learner(env=gym.make("CartPole-v1"))
+
+
+def test_config_accessors():
+    import pytest
+
+    from rllib_ext import PGConfig
+    from rllib_ext.core import rllib_compat
+
+    config = PGConfig().rl_module(model_config={"fcnet_hiddens": [3]})
+    with pytest.raises(ValueError, match="the offending value and the fix"):
+        rllib_compat.config_value_error(config, "the offending value and the fix")
+    assert rllib_compat.user_model_config(config) == {"fcnet_hiddens": [3]}
+    assert rllib_compat.main_process_bundle(config)["CPU"] >= 1
+
+
+def test_tune_env_registered():
+    from ray.tune.registry import register_env
+
+    from rllib_ext.core import rllib_compat
+
+    assert not rllib_compat.tune_env_registered("rllib_compat_test/Nothing-v0")
+    register_env("rllib_compat_test/Nothing-v0", lambda cfg: None)
+    assert rllib_compat.tune_env_registered("rllib_compat_test/Nothing-v0")
+
+
+def test_learner_accessors():
+    import torch
+
+    from rllib_ext.core import rllib_compat
+
+    config, learner = _pg_learner()
+    params = rllib_compat.learner_params(learner)
+    module = learner.module["default_policy"].unwrapped()
+    assert {id(p) for p in params.values()} == {id(p) for p in module.parameters()}
+    optimizers = list(rllib_compat.learner_optimizers(learner))
+    assert optimizers and all(isinstance(o, torch.optim.Optimizer) for o in optimizers)
+    grads = {pid: torch.full_like(p, 10.0) for pid, p in params.items()}
+    rllib_compat.clip_function(learner)(grads, grad_clip=1.0, grad_clip_by="global_norm")
+    assert torch.sqrt(sum((g ** 2).sum() for g in grads.values())).item() <= 1.0 + 1e-5
+    assert rllib_compat.learner_device(learner) == torch.device("cpu")
+    assert "default_policy" in rllib_compat.learner_module_spec(learner).module_specs
+    before = learner._weights_seq_no
+    rllib_compat.bump_weights_seq_no(learner)
+    assert learner._weights_seq_no == before + 1
+    assert rllib_compat.wants_component(learner, "rl_module", None, None)
+    assert not rllib_compat.wants_component(learner, "rl_module", None, ["rl_module"])
+
+
+def test_catalog_model_config():
+    import gymnasium as gym
+
+    from rllib_ext import ACEConfig
+    from rllib_ext.core import rllib_compat
+
+    module = (ACEConfig().rl_module(model_config={"fcnet_hiddens": [5]})
+              .get_rl_module_spec(env=gym.make("Pendulum-v1")).build())
+    assert rllib_compat.catalog_model_config(module.catalog)["fcnet_hiddens"] == [5]
+
+
+def test_private_rllib_methods_that_are_called_or_overridden_exist():
+    """The env-runner group's internals (exercised end to end by
+    tests/core/test_env_runner_faults.py) and the private methods rllib_ext overrides."""
+    import inspect
+
+    from ray.rllib.algorithms.algorithm import Algorithm
+    from ray.rllib.algorithms.sac.sac_catalog import SACCatalog
+    from ray.rllib.algorithms.sac.torch.default_sac_torch_rl_module import (
+        DefaultSACTorchRLModule,
+    )
+    from ray.rllib.core.learner.torch.torch_learner import TorchLearner
+    from ray.rllib.env.env_runner import EnvRunner
+    from ray.rllib.env.env_runner_group import EnvRunnerGroup
+
+    def parameters(function):
+        return set(inspect.signature(function).parameters)
+
+    assert {"env_creator", "validate_env", "worker_index", "num_workers", "recreated_worker",
+            "config"} <= parameters(EnvRunnerGroup._make_worker)
+    assert {"config", "env_runner_group", "restored_env_runner_indices"} <= parameters(
+        Algorithm._make_on_env_runners_recreated_callbacks)
+    assert {"batch"} <= parameters(TorchLearner._compute_off_policyness)
+    assert {"batch"} <= parameters(TorchLearner._update)
+    assert {"batch"} <= parameters(TorchLearner._uncompiled_update)
+    assert {"actions"} <= parameters(EnvRunner._try_env_step)
+    assert {"batch", "encoder", "head", "squeeze"} <= parameters(
+        DefaultSACTorchRLModule._qf_forward_train_helper)
+    assert {"batch"} <= parameters(DefaultSACTorchRLModule._forward_train_continuous)
+    assert {"framework"} <= parameters(SACCatalog._build_qf_encoder_continuous)
+    from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+
+    assert isinstance(AlgorithmConfig.__dict__["_model_config_auto_includes"], property)

@@ -67,6 +67,7 @@ from rllib_ext.core.replay import (
     episode_transitions,
 )
 from rllib_ext.core.replay_training import ReplayTrainingStep
+from rllib_ext.core.rllib_compat import config_value_error
 from rllib_ext.core.spaces import probe_env_spaces
 from rllib_ext.core.threads import limit_torch_threads
 from rllib_ext.core.validation import KnobChecks, is_integer, is_real
@@ -298,11 +299,12 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
                                lr_example=3e-4)
         super().validate()
         if self.framework_str != "torch":
-            self._value_error(
+            config_value_error(self,
                 "ACE supports framework='torch' only; call config.framework('torch')."
             )
         if self.is_multi_agent:
-            self._value_error("ACE supports single-agent envs only; remove config.multi_agent().")
+            config_value_error(
+                self, "ACE supports single-agent envs only; remove config.multi_agent().")
         self.check_number("tau", low=0, high=1, low_open=True, example=0.005)
         self.check_number("initial_alpha", low=0, low_open=True, example=1.0)
         if self.target_entropy != "auto":
@@ -324,7 +326,7 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
         bounds = self.log_std_bounds
         if not (isinstance(bounds, (list, tuple)) and len(bounds) == 2
                 and all(is_real(b) for b in bounds) and bounds[0] < bounds[1]):
-            self._value_error(
+            config_value_error(self,
                 f"log_std_bounds={bounds!r} must be a pair (low, high) of numbers with low < "
                 "high; e.g. config.training(log_std_bounds=(-20, 2)) (the reference) or (-5, 2) "
                 "(RLlib's SAC).")
@@ -339,50 +341,52 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
         self.check_number("perturb_factor_max", low=0, high=1, example=0.9)
         self.check_number("_causal_fit_delay_s", low=0, example=0.0)
         if self.training_intensity is not None:
-            self._value_error(
+            config_value_error(self,
                 f"training_intensity={self.training_intensity} is SAC's replay ratio; ACE's is "
                 "config.training(updates_per_env_step=...) (gradient steps per env step, "
                 "training_intensity / train_batch_size in SAC's units); leave "
                 "training_intensity=None.")
         if self.n_step != 1:
-            self._value_error(f"n_step={self.n_step!r}: ACE's replay stores 1-step transitions "
-                              "(as the reference); set config.training(n_step=1).")
+            config_value_error(self, f"n_step={self.n_step!r}: ACE's replay stores 1-step "
+                               "transitions (as the reference); set "
+                               "config.training(n_step=1).")
         rb = self.replay_buffer_config
         if rb.get("type") not in REPLAY_TYPES:
-            self._value_error(
+            config_value_error(self,
                 f"replay_buffer_config type={rb.get('type')!r} is not one ACE's flat replay "
                 f"implements; use one of {list(REPLAY_TYPES)} (prioritised with alpha/beta, or "
                 "uniform).")
         capacity = rb.get("capacity")
         if not (is_integer(capacity) and capacity >= self.total_train_batch_size):
-            self._value_error(
+            config_value_error(self,
                 f"replay_buffer_config capacity={capacity!r} must be an integer >= the train "
                 f"batch ({self.total_train_batch_size}); fix it with config.training("
                 "replay_buffer_config={'capacity': 1_000_000}) or a smaller "
                 "train_batch_size_per_learner.")
         if self.num_steps_sampled_before_learning_starts > capacity:
-            self._value_error(
+            config_value_error(self,
                 f"num_steps_sampled_before_learning_starts="
                 f"{self.num_steps_sampled_before_learning_starts} exceeds the replay capacity "
                 f"({capacity}): learning would never start; lower it or raise capacity.")
         alpha, beta = self.replay_alpha_beta
         if not (is_real(alpha) and alpha >= 0 and 0 <= beta <= 1):
-            self._value_error(f"replay_buffer_config alpha={alpha}, beta={beta}: need alpha >= 0 "
-                              "and 0 <= beta <= 1 (0.6 and 0.4 typical; 0, 0 = uniform).")
+            config_value_error(self, f"replay_buffer_config alpha={alpha}, beta={beta}: need "
+                               "alpha >= 0 "
+                               "and 0 <= beta <= 1 (0.6 and 0.4 typical; 0, 0 = uniform).")
         if self.perturb_factor_min > self.perturb_factor_max:
-            self._value_error(
+            config_value_error(self,
                 f"Need 0 <= perturb_factor_min <= perturb_factor_max <= 1, got "
                 f"{self.perturb_factor_min}, {self.perturb_factor_max}; e.g. "
                 "config.training(perturb_factor_min=0.2, perturb_factor_max=0.9)."
             )
         if self.causal_num_threads > max(1, self.causal_worker_num_cpus):
-            self._value_error(
+            config_value_error(self,
                 f"causal_num_threads={self.causal_num_threads} exceeds the CPUs the causal "
                 f"worker reserves (causal_worker_num_cpus={self.causal_worker_num_cpus}): its "
                 "threads would take the learner's CPUs; raise causal_worker_num_cpus or lower "
                 "causal_num_threads.")
         if self.target_network_update_freq != 0:
-            self._value_error(
+            config_value_error(self,
                 f"target_network_update_freq={self.target_network_update_freq} is not used: ACE "
                 "updates the target critics every policy_update_freq gradient steps; set "
                 "config.training(target_network_update_freq=0, policy_update_freq=...)."
@@ -390,7 +394,7 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
         callbacks = self.callbacks_class if isinstance(self.callbacks_class, (list, tuple)) \
             else [self.callbacks_class]
         if not any(isinstance(c, type) and issubclass(c, ACECallback) for c in callbacks):
-            self._value_error(
+            config_value_error(self,
                 f"callbacks_class={self.callbacks_class!r} does not include ACECallback, which "
                 "runs ACE's causal fits and resets; use config.callbacks([ACECallback, "
                 "YourCallback]) (ACECallback from rllib_ext.algorithms.ace)."
@@ -401,20 +405,20 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
     def validate_spaces(self, observation_space: gym.Space, action_space: gym.Space) -> None:
         """Rejects spaces ACE cannot handle, with the fix."""
         if not (isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1):
-            self._value_error(
+            config_value_error(self,
                 f"ACE needs a 1-D Box action space (causal weights are per continuous "
                 f"dimension), got {action_space}. For Discrete actions use SAC; flatten other "
                 "Box shapes with a gymnasium action wrapper."
             )
         if not (isinstance(observation_space, gym.spaces.Box)
                 and len(observation_space.shape) == 1):
-            self._value_error(
+            config_value_error(self,
                 f"ACE needs a 1-D Box observation space, got {observation_space}; flatten it, "
                 "e.g. with gymnasium.wrappers.FlattenObservation."
             )
         num_vars = observation_space.shape[0] + action_space.shape[0] + 1
         if self.causal_sample_size <= num_vars:
-            self._value_error(
+            config_value_error(self,
                 f"causal_sample_size={self.causal_sample_size} must exceed the number of "
                 f"variables of the causal fit ({num_vars} = obs + actions + reward); use "
                 "config.training(causal_sample_size=10000) (the reference) or at least "

@@ -36,6 +36,7 @@ from rllib_ext.core.env_runner_faults import sample_env_runners
 from rllib_ext.core.non_finite import NonFiniteGuardConfig
 from rllib_ext.core.plain_config import PlainDictConfig
 from rllib_ext.core.random_streams import SeparateEvaluationRandomness
+from rllib_ext.core.rllib_compat import config_value_error
 from rllib_ext.core.spaces import probe_env_spaces
 from rllib_ext.core.threads import limit_torch_threads
 from rllib_ext.core.validation import KnobChecks
@@ -206,12 +207,12 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
         self.check_rllib_knobs(lr_example=1e-3, gamma_example=0.99)
         super().validate()
         if self.framework_str != "torch":
-            self._value_error(
+            config_value_error(self,
                 f"PG supports framework='torch' only, got {self.framework_str!r}; "
                 "call config.framework('torch')."
             )
         if self.batch_mode != "complete_episodes":
-            self._value_error(
+            config_value_error(self,
                 f"PG needs whole episodes to compute reward-to-go and importance products "
                 f"(importance_sampling={self.importance_sampling!r}), got "
                 f"batch_mode={self.batch_mode!r}; "
@@ -221,7 +222,7 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
         for name in ("reward_to_go", "normalize_advantages", "is_self_normalize"):
             self.check_bool(name)
         if self.baseline == "optimal" and self.normalize_advantages:
-            self._value_error(
+            config_value_error(self,
                 "baseline='optimal' computes its own per-parameter baseline in the learner; "
                 "normalize_advantages=True would subtract the batch mean first. Call "
                 "config.training(baseline='optimal', normalize_advantages=False) (and tune lr "
@@ -230,23 +231,23 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
         self._validate_off_policy_reuse()
         self._validate_value_baseline()
         if self.num_epochs != 1 or self.minibatch_size is not None:
-            self._value_error(
+            config_value_error(self,
                 f"PG takes exactly one gradient step per batch (got num_epochs="
                 f"{self.num_epochs}, minibatch_size={self.minibatch_size}): reusing on-policy "
                 "data without importance weights biases the gradient. Remove these settings."
             )
         if self.is_multi_agent:
-            self._value_error(
+            config_value_error(self,
                 "PG supports single-agent environments only; remove config.multi_agent(...)."
             )
         if self.model_config.get("use_attention"):
-            self._value_error(
+            config_value_error(self,
                 "PG's default module is feed-forward or LSTM; remove use_attention from "
                 "model_config (use_lstm=True for a recurrent policy)."
             )
         if self.model_config.get("use_lstm") and (
                 self.baseline in ("optimal", "value") or self.off_policy_reuse > 0):
-            self._value_error(
+            config_value_error(self,
                 f"A recurrent policy (use_lstm=True) trains on zero-padded sequences; "
                 f"baseline={self.baseline!r} / off_policy_reuse={self.off_policy_reuse} need "
                 "each step's own state and are not supported with it. Use baseline='mean', "
@@ -261,19 +262,19 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
         self.check_choice("importance_sampling", IMPORTANCE_SAMPLING_MODES)
         self.check_number("is_clip", low=0, low_open=True, none_ok=True, example=5.0)
         if m == 0 and (self.is_clip is not None or self.is_self_normalize):
-            self._value_error(
+            config_value_error(self,
                 f"is_clip={self.is_clip!r} / is_self_normalize={self.is_self_normalize!r} only "
                 "act on reused data, but off_policy_reuse=0; set off_policy_reuse >= 1 or "
                 "remove them."
             )
         if m > 0 and self.importance_sampling == "per_decision" and not self.reward_to_go:
-            self._value_error(
+            config_value_error(self,
                 "importance_sampling='per_decision' weights each reward by the ratios up to "
                 "its own step, which is the reward-to-go form; set reward_to_go=True or use "
                 "importance_sampling='trajectory'."
             )
         if m > 0 and self.importance_sampling != "per_step" and self.num_learners > 1:
-            self._value_error(
+            config_value_error(self,
                 f"importance_sampling={self.importance_sampling!r} multiplies ratios over whole "
                 f"episodes, but with num_learners={self.num_learners} RLlib may split an "
                 "episode across learners; use config.learners(num_learners=1) or "
@@ -286,12 +287,12 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
         self.check_number("value_gradient_steps", low=1, integer=True, example=5)
         if self.baseline != "value":
             if self.gae_lambda != 1.0:
-                self._value_error(
+                config_value_error(self,
                     f"gae_lambda={self.gae_lambda} needs a learned value function; set "
                     "config.training(baseline='value', gae_lambda=...) or gae_lambda=1.0.")
             return
         if not self.reward_to_go or self.off_policy_reuse > 0:
-            self._value_error(
+            config_value_error(self,
                 f"baseline='value' fits V to the reward-to-go of fresh data (got reward_to_go="
                 f"{self.reward_to_go}, off_policy_reuse={self.off_policy_reuse}); set "
                 "config.training(reward_to_go=True, off_policy_reuse=0) or another baseline.")
@@ -299,7 +300,7 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
             observation_space = probe_env_spaces(self)[0]
             if not (isinstance(observation_space, gym.spaces.Box)
                     and len(observation_space.shape) == 1):
-                self._value_error(
+                config_value_error(self,
                     f"baseline='value' needs a 1-D Box observation space, got "
                     f"{observation_space}; flatten it (gymnasium.wrappers.FlattenObservation) "
                     "or use baseline='mean'.")
@@ -309,7 +310,7 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
             isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1
         )
         if not supported:
-            self._value_error(
+            config_value_error(self,
                 f"PG supports Discrete and 1-D Box action spaces, got {action_space}. Wrap the "
                 "env (e.g. flatten a multi-dimensional Box) or use another algorithm."
             )

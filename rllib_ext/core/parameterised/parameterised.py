@@ -36,6 +36,7 @@ from rllib_ext.core.parameterised.parameterised_replay import ParameterisedRepla
 from rllib_ext.core.plain_config import PlainDictConfig
 from rllib_ext.core.random_streams import SeparateEvaluationRandomness
 from rllib_ext.core.replay_training import ReplayTrainingStep
+from rllib_ext.core.rllib_compat import config_value_error
 from rllib_ext.core.spaces import probe_env_spaces
 from rllib_ext.core.threads import limit_torch_threads
 from rllib_ext.core.validation import KnobChecks, is_integer, is_real
@@ -205,12 +206,12 @@ class ParameterisedActionConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfi
         super().validate()
         algo = self.algo_class.__name__ if self.algo_class else type(self).__name__
         if self.framework_str != "torch":
-            self._value_error(
+            config_value_error(self,
                 f"{algo} supports framework='torch' only; call config.framework('torch')."
             )
         if self.lr is not None:
             rates = ", ".join(f"{name}=..." for name in self.learning_rate_knobs)
-            self._value_error(
+            config_value_error(self,
                 f"lr={self.lr} is not used: {algo} has one optimizer per network; set "
                 f"config.training({rates}) and leave lr=None."
             )
@@ -229,7 +230,7 @@ class ParameterisedActionConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfi
         for name in ("epsilon_initial", "epsilon_final"):
             self.check_number(name, low=0, high=1, example=getattr(type(self)(), name))
         if self.epsilon_final > self.epsilon_initial:
-            self._value_error(
+            config_value_error(self,
                 f"epsilon_final={self.epsilon_final} exceeds epsilon_initial="
                 f"{self.epsilon_initial}: exploration would grow during training; fix it with "
                 "config.training(epsilon_initial=1.0, epsilon_final=0.01).")
@@ -250,25 +251,25 @@ class ParameterisedActionConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfi
                 is_real(b) and 0 <= b < 1 for b in betas)):
             self._knob_error("adam_betas", betas, "two numbers in [0, 1)", (0.9, 0.999))
         if self.replay_capacity < self.train_batch_size_per_learner:
-            self._value_error(
+            config_value_error(self,
                 f"replay_capacity={self.replay_capacity} is smaller than one batch "
                 f"({self.train_batch_size_per_learner}); raise it, e.g. replay_capacity=10000."
             )
         if self.num_steps_sampled_before_learning_starts > self.replay_capacity:
-            self._value_error(
+            config_value_error(self,
                 f"num_steps_sampled_before_learning_starts="
                 f"{self.num_steps_sampled_before_learning_starts} exceeds replay_capacity="
                 f"{self.replay_capacity}: learning would never start. Lower it or raise "
                 "replay_capacity."
             )
         if self.num_steps_sampled_before_learning_starts < self.train_batch_size_per_learner:
-            self._value_error(
+            config_value_error(self,
                 f"num_steps_sampled_before_learning_starts="
                 f"{self.num_steps_sampled_before_learning_starts} must be at least one batch "
                 f"({self.train_batch_size_per_learner}) so the first update has data."
             )
         if self.is_multi_agent:
-            self._value_error(
+            config_value_error(self,
                 f"{algo} supports single-agent envs only; remove config.multi_agent()."
             )
         if self.env is not None:
@@ -279,7 +280,7 @@ class ParameterisedActionConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfi
         algo = self.algo_class.__name__ if self.algo_class else type(self).__name__
         if not (isinstance(observation_space, gym.spaces.Box)
                 and len(observation_space.shape) == 1):
-            self._value_error(
+            config_value_error(self,
                 f"{algo} needs a 1-D Box observation space, got {observation_space}. For the "
                 "Platform and Goal envs use env_config={'scale': True}; otherwise flatten the "
                 "observations (e.g. gymnasium.wrappers.FlattenObservation)."
@@ -287,20 +288,21 @@ class ParameterisedActionConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfi
         try:
             layout = layout_from_space(action_space, self.param_layout)
         except ValueError as e:
-            self._value_error(str(e))
+            config_value_error(self, str(e))
         if layout.total_params == 0:
-            self._value_error(f"{action_space} has no continuous parameters; use DQN instead.")
+            config_value_error(
+                self, f"{action_space} has no continuous parameters; use DQN instead.")
         if not self.normalize_actions:
             boxes = [action_space.spaces[1]] if layout.form == "flat_box" else param_boxes(
                 action_space, layout)
             if any(np.any(b.low != -1) or np.any(b.high != 1) for b in boxes):
-                self._value_error(
+                config_value_error(self,
                     "The learner works in [-1, 1] parameter units; keep "
                     "config.environment(normalize_actions=True) (the default) or give the env "
                     "parameter Boxes in [-1, 1]."
                 )
         if self.initial_params is not None and len(self.initial_params) != layout.total_params:
-            self._value_error(
+            config_value_error(self,
                 f"initial_params has {len(self.initial_params)} values but the action space has "
                 f"{layout.total_params} parameters ({list(layout.param_dims)} per action)."
             )
@@ -308,7 +310,7 @@ class ParameterisedActionConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfi
             shape = np.shape(np.asarray(self.initial_param_weights, dtype=object))
             wanted = (layout.total_params, int(observation_space.shape[0]))
             if shape != wanted:
-                self._value_error(
+                config_value_error(self,
                     f"initial_param_weights has shape {shape}, but the passthrough layer maps "
                     f"{wanted[1]} observation features to {wanted[0]} action parameters: give "
                     f"{wanted[0]} rows of {wanted[1]} numbers ({list(layout.param_dims)} "

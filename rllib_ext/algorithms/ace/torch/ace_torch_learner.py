@@ -50,6 +50,12 @@ from rllib_ext.core.chunked_learner import (
 )
 from rllib_ext.core.gradient_step import GradientStepLearner
 from rllib_ext.core.replay import IS_WEIGHTS, REPLAY_INDEX
+from rllib_ext.core.rllib_compat import (
+    bump_weights_seq_no,
+    learner_device,
+    learner_module_spec,
+    wants_component,
+)
 from rllib_ext.core.target_networks import polyak_update
 
 # Optimizers whose state a reset clears (alpha keeps its state, as the reference).
@@ -229,7 +235,7 @@ class ACETorchLearner(ChunkedUpdateTorchLearner, GradientStepLearner, SACTorchLe
         """Current weights (A,) of ``module_id``; ones until the first causal fit."""
         if module_id not in self._causal_weights:
             dim = int(np.prod(self.module[module_id].unwrapped().action_space.shape))
-            self._causal_weights[module_id] = torch.ones(dim, device=self._device)
+            self._causal_weights[module_id] = torch.ones(dim, device=learner_device(self))
         return self._causal_weights[module_id]
 
     def set_causal_weights(self, weights, module_id: ModuleID = "default_policy") -> None:
@@ -375,7 +381,7 @@ class ACETorchLearner(ChunkedUpdateTorchLearner, GradientStepLearner, SACTorchLe
         module = self.module[module_id].unwrapped()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            fresh = self._module_spec.module_specs[module_id].build()
+            fresh = learner_module_spec(self).module_specs[module_id].build()
         dormant_only = config.reset_scope == "dormant"
         for part, (names, target_names) in _PARTS.items():
             if not all(hasattr(module, n) for n in names):
@@ -394,14 +400,14 @@ class ACETorchLearner(ChunkedUpdateTorchLearner, GradientStepLearner, SACTorchLe
         self._num_resets += 1
         self._last_reset_update = self._num_updates
         self._last_reset_factor = float(factor)
-        self._weights_seq_no += 1
+        bump_weights_seq_no(self)
 
     # -- state ------------------------------------------------------------------------------
 
     @override(SACTorchLearner)
     def get_state(self, components=None, *, not_components=None, **kwargs):
         state = super().get_state(components, not_components=not_components, **kwargs)
-        if self._check_component(ACE_LEARNER_STATE, components, not_components):
+        if wants_component(self, ACE_LEARNER_STATE, components, not_components):
             state[ACE_LEARNER_STATE] = {
                 "causal_weights": {mid: w.cpu().numpy() for mid, w in self._causal_weights.items()},
                 **self.ace_stats(),

@@ -24,6 +24,7 @@ from rllib_ext.algorithms.ace.ace_learner import (
     Q_CURR,
     Q_TARGET_NEXT,
 )
+from rllib_ext.core.rllib_compat import catalog_model_config
 
 #: ``model_config`` key (set from ``ACEConfig.q_network``) choosing the critics' encoder.
 Q_NETWORK_KEY = "ace_q_network"
@@ -45,7 +46,7 @@ class ACECatalog(SACCatalog):
     ``fcnet_hiddens`` with ``fcnet_activation`` (and its initialisers), then SAC's Q head."""
 
     def _build_qf_encoder_continuous(self, framework: str) -> Encoder:
-        config = self._model_config_dict
+        config = catalog_model_config(self)
         if config.get(Q_NETWORK_KEY, "concat") == "multi_stream":
             return super()._build_qf_encoder_continuous(framework)
         inputs = int(self.observation_space.shape[0]) + int(self.action_space.shape[0])

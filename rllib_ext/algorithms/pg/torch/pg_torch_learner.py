@@ -44,6 +44,7 @@ from rllib_ext.algorithms.pg.torch.score_gradients import (
     per_trajectory_score_sums,
 )
 from rllib_ext.core.gradient_step import GradientStepLearner
+from rllib_ext.core.rllib_compat import learner_device
 
 #: Name of the value network's optimizer (``baseline="value"``); the policy keeps RLlib's
 #: default optimizer.
@@ -80,7 +81,7 @@ class PGTorchLearner(PGLearner, GradientStepLearner):
         advantages."""
         module = self.module[module_id].unwrapped()
         values = module.compute_values(
-            {Columns.OBS: torch.as_tensor(obs, dtype=torch.float32, device=self._device)})
+            {Columns.OBS: torch.as_tensor(obs, dtype=torch.float32, device=learner_device(self))})
         return values.cpu().numpy()
 
     @override(TorchLearner)

@@ -13,6 +13,7 @@ from ray.rllib.utils.annotations import override
 from rllib_ext.core.chunked_learner import ChunkedUpdateTorchLearner
 from rllib_ext.core.gradient_step import GradientStepLearner
 from rllib_ext.core.parameterised.parameterised_learner import EpsilonScheduleLearner
+from rllib_ext.core.rllib_compat import compute_off_policyness
 from rllib_ext.core.target_networks import polyak_update
 from rllib_ext.hooks import ActionGradientHook
 
@@ -90,7 +91,7 @@ class ParameterisedActionTorchLearner(EpsilonScheduleLearner, ChunkedUpdateTorch
     @override(TorchLearner)
     def _uncompiled_update(self, batch, **kwargs):
         """One sequential gradient step on ``batch`` (see the class docstring)."""
-        self._compute_off_policyness(batch)
+        compute_off_policyness(self, batch)
         total_loss = {}
         for module_id, module_batch in batch.items():
             module = self.module[module_id].unwrapped()
