@@ -19,7 +19,7 @@ import torch
 import rllib_ext
 from rllib_ext import ACEConfig, PDQNConfig
 from rllib_ext.algorithms.ace.callbacks import ACE_RESULTS
-from rllib_ext.algorithms.pdqn.pdqn_learner import Q_LOSS_KEY
+from rllib_ext.algorithms.pdqn.pdqn_keys import Q_LOSS_KEY
 from rllib_ext.core.ray_session import init_local_ray
 
 #: Custom resources: one env runner and one learner fit on each node.

@@ -2,8 +2,8 @@
 
 Ray is pinned (2.60.0), but its private modules move between versions: every function here
 names what it relies on, and ``tests/core/test_rllib_compat.py`` checks each one against the
-installed Ray, so an upgrade that breaks an assumption fails a test named after it instead of
-a behaviour test far away.
+installed Ray and torch, so an upgrade that breaks an assumption fails a test named after it
+instead of a behaviour test far away.
 """
 
 from __future__ import annotations

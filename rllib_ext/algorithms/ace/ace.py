@@ -45,7 +45,7 @@ from ray.rllib.utils.metrics import (
 )
 from ray.tune.execution.placement_groups import PlacementGroupFactory
 
-from rllib_ext.algorithms.ace.ace_learner import CRITIC_LOSSES
+from rllib_ext.algorithms.ace.ace_keys import CRITIC_LOSSES
 from rllib_ext.algorithms.ace.callbacks import ACECallback
 from rllib_ext.algorithms.ace.causal import BACKENDS, TRANSFORMS
 from rllib_ext.algorithms.ace.causal_state import CausalState, create_causal_worker, run_fit

@@ -16,7 +16,7 @@ from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.annotations import override
 
-from rllib_ext.algorithms.paddpg.paddpg_learner import ACTION_SCORES
+from rllib_ext.algorithms.paddpg.paddpg_keys import ACTION_SCORES
 from rllib_ext.core.parameterised.action_layout import ActionLayout
 from rllib_ext.core.parameterised.parameterised import (
     ParameterisedActionAlgorithm,

@@ -55,7 +55,7 @@ def test_losses_use_the_causally_weighted_logp():
     from ray.rllib.algorithms.sac.sac_learner import QF_PREDS, QF_TWIN_PREDS
     from ray.rllib.core.columns import Columns
 
-    from rllib_ext.algorithms.ace.ace_learner import (
+    from rllib_ext.algorithms.ace.ace_keys import (
         LOGP_NEXT_PER_DIM,
         LOGP_PER_DIM,
         Q_CURR,

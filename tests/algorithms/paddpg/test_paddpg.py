@@ -10,7 +10,7 @@ from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.core.columns import Columns
 
 from rllib_ext import PADDPGConfig
-from rllib_ext.algorithms.paddpg.paddpg_learner import ACTION_SCORES, CRITIC_LOSS_KEY
+from rllib_ext.algorithms.paddpg.paddpg_keys import ACTION_SCORES, CRITIC_LOSS_KEY
 from rllib_ext.algorithms.paddpg.torch.paddpg_torch_learner import (
     compute_actor_loss,
     compute_critic_loss,

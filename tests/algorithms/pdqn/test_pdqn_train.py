@@ -9,7 +9,7 @@ import torch
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.core.columns import Columns
 
-from rllib_ext.algorithms.pdqn.pdqn_learner import Q_LOSS_KEY
+from rllib_ext.algorithms.pdqn.pdqn_keys import Q_LOSS_KEY
 from rllib_ext.algorithms.pdqn.torch.pdqn_torch_learner import compute_q_loss
 from rllib_ext.core.parameterised.parameterised_learner import ACTION_INDEX, ACTION_PARAMS
 from rllib_ext.envs import make

@@ -22,7 +22,7 @@ from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
 from rllib_ext import PADDPGConfig, PDQNConfig
-from rllib_ext.algorithms.paddpg.paddpg_learner import ACTION_SCORES
+from rllib_ext.algorithms.paddpg.paddpg_keys import ACTION_SCORES
 from rllib_ext.core.parameterised.parameterised_learner import ACTION_INDEX, ACTION_PARAMS
 from rllib_ext.envs import make
 

@@ -31,7 +31,7 @@ from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.typing import ModuleID
 
-from rllib_ext.algorithms.ace.ace_learner import (
+from rllib_ext.algorithms.ace.ace_keys import (
     ACE_LEARNER_STATE,
     ALPHA_LOSS_KEY,
     ALPHA_VALUE_KEY,

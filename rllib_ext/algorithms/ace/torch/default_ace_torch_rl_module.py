@@ -18,7 +18,7 @@ from ray.rllib.core.models.base import ENCODER_OUT, Encoder
 from ray.rllib.core.models.configs import MLPEncoderConfig
 from ray.rllib.utils.annotations import override
 
-from rllib_ext.algorithms.ace.ace_learner import (
+from rllib_ext.algorithms.ace.ace_keys import (
     LOGP_NEXT_PER_DIM,
     LOGP_PER_DIM,
     Q_CURR,

@@ -18,7 +18,7 @@ from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.utils.annotations import override
 from torch import nn
 
-from rllib_ext.algorithms.paddpg.paddpg_learner import ACTION_SCORES
+from rllib_ext.algorithms.paddpg.paddpg_keys import ACTION_SCORES
 from rllib_ext.core.parameterised.torch.networks import (
     hidden_layers,
     make_passthrough,

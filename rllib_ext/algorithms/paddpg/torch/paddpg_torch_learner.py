@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from ray.rllib.core.columns import Columns
 from ray.rllib.utils.annotations import override
 
-from rllib_ext.algorithms.paddpg.paddpg_learner import (
+from rllib_ext.algorithms.paddpg.paddpg_keys import (
     ACTION_SCORES,
     ACTOR_LOSS_KEY,
     CRITIC_LOSS_KEY,

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from ray.rllib.core.columns import Columns
 from ray.rllib.utils.annotations import override
 
-from rllib_ext.algorithms.pdqn.pdqn_learner import PARAM_LOSS_KEY, Q_LOSS_KEY
+from rllib_ext.algorithms.pdqn.pdqn_keys import PARAM_LOSS_KEY, Q_LOSS_KEY
 from rllib_ext.core.parameterised.parameterised_learner import (
     ACTION_GRAD_NORM_KEY,
     ACTION_INDEX,

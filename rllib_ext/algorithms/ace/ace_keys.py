@@ -1,4 +1,4 @@
-"""Framework-agnostic part of the ACE learner: batch/forward-output and metric keys."""
+"""ACE's batch/forward-output and metric keys (framework-agnostic)."""
 
 from __future__ import annotations
 

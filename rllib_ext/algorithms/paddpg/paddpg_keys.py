@@ -1,4 +1,4 @@
-"""Framework-agnostic part of the PA-DDPG learner: its own batch and metric keys. The shared
+"""PA-DDPG's own batch and metric keys (framework-agnostic). The shared
 keys and the ε schedule are in :mod:`rllib_ext.core.parameterised.parameterised_learner`;
 the losses in :class:`~rllib_ext.algorithms.paddpg.torch.paddpg_torch_learner.
 PADDPGTorchLearner`."""

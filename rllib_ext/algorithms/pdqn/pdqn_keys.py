@@ -1,4 +1,4 @@
-"""Framework-agnostic part of the P-DQN learner: its own metric keys. Batch keys, the shared
+"""P-DQN's own metric keys (framework-agnostic). Batch keys, the shared
 metric keys and the ε schedule are in
 :mod:`rllib_ext.core.parameterised.parameterised_learner`; the losses in
 :class:`~rllib_ext.algorithms.pdqn.torch.pdqn_torch_learner.PDQNTorchLearner`."""
