@@ -20,12 +20,9 @@ def ray_session():
     shutdown_local_ray()
 
 
-#: Test module that replaces the session's Ray with a 2-node cluster of its own.
-MULTINODE_MODULE = "test_zz_multinode.py"
-
-
 def pytest_collection_modifyitems(config, items):
-    """The multi-node tests run after all others, whatever the order of the paths given."""
-    last = [item for item in items if item.nodeid.split("::")[0].endswith(MULTINODE_MODULE)]
+    """Modules marked ``replaces_ray_session`` (the multi-node tests: they swap the session's
+    Ray for a cluster of their own) run after all others, whatever the order of the paths."""
+    last = [item for item in items if item.get_closest_marker("replaces_ray_session")]
     if last:
         items[:] = [item for item in items if item not in last] + last

@@ -3,8 +3,9 @@ env runner and one learner on each node (custom resources force the placement; t
 are asserted), 2 learners that end every iteration with identical weights, and for ACE a
 causal fit delivered to both learners.
 
-Runs after every other test (``tests/conftest.py`` orders it last): it replaces the session's
-Ray with the cluster and, if a later test still needs the session's Ray, starts it again.
+Marked ``replaces_ray_session``, so it runs after every other test (``tests/conftest.py``): it
+replaces the session's Ray with the cluster and, if a later test still needs the session's
+Ray, starts it again.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from rllib_ext import ACEConfig, PDQNConfig
 from rllib_ext.algorithms.ace.callbacks import ACE_RESULTS
 from rllib_ext.algorithms.pdqn.pdqn_keys import Q_LOSS_KEY
 from rllib_ext.core.ray_session import init_local_ray
+
+pytestmark = pytest.mark.replaces_ray_session
 
 #: Custom resources: one env runner and one learner fit on each node.
 RUNNER_SLOT, LEARNER_SLOT = "rllib_ext_test_runner_slot", "rllib_ext_test_learner_slot"
