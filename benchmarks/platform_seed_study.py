@@ -215,22 +215,29 @@ def describe(values: list[float], threshold: float) -> str:
 def markdown(args) -> None:
     """One table row per folder and milestone: median [IQR] and count >= threshold of the
     last and the best weights, and every seed's best."""
-    print("| run | env steps | seeds | last: median [IQR] | last >= thr | best: median [IQR] | "
-          "best >= thr | best per seed |")
+    print("| run | budget | seeds | last: median [IQR] | last >= thr | best: median [IQR] | "
+          "best >= thr | per seed (best, else last) |")
     print("|---|---:|---:|---|---:|---|---:|---|")
     for folder in map(Path, args.dirs):
         records = sorted(load_records(folder), key=lambda r: r["seed"])
+        unit = records[0].get("unit", "env_steps").replace("_", " ") if records else ""
         keys = sorted({k for r in records for k in r["milestones"]}, key=int)
         for key in keys:
             have = [r for r in records if key in r["milestones"]]
             cells = []
             for kind in ("last", "best"):
-                v = np.asarray([r["milestones"][key][kind] for r in have])
+                values = [r["milestones"][key].get(kind) for r in have]
+                if any(v is None for v in values):  # e.g. an implementation without "best"
+                    cells += ["–", "–"]
+                    continue
+                v = np.asarray(values)
                 q1, med, q3 = np.percentile(v, [25, 50, 75])
                 cells += [f"{med:.3f} [{q1:.3f}, {q3:.3f}]",
                           f"{int((v >= args.threshold).sum())}/{len(v)}"]
-            per_seed = " / ".join(f"{r['milestones'][key]['best']:.3f}" for r in have)
-            print(f"| {folder.name} | {int(key):,} | {len(have)} | {' | '.join(cells)} | "
+            kind = "best" if all(r["milestones"][key].get("best") is not None for r in have) \
+                else "last"
+            per_seed = " / ".join(f"{r['milestones'][key][kind]:.3f}" for r in have)
+            print(f"| {folder.name} | {int(key):,} {unit} | {len(have)} | {' | '.join(cells)} | "
                   f"{per_seed} |")
 
 
@@ -249,7 +256,9 @@ def summary(args) -> None:
         for key in keys:
             have = [r for r in records if key in r["milestones"]]
             for kind in ("last", "best"):
-                values = [r["milestones"][key][kind] for r in have]
+                values = [r["milestones"][key].get(kind) for r in have]
+                if any(v is None for v in values):
+                    continue
                 print(f"  @{int(key):>6} {kind:4}: {describe(values, args.threshold)}  "
                       + " ".join(f"{v:.3f}" for v in values))
     if args.plot:

@@ -133,15 +133,15 @@ def test_runners_that_cannot_be_restored_raise_after_the_tolerance(monkeypatch):
     for it): rounds return nothing, then more than the tolerance of them raise (no spinning)."""
     from types import SimpleNamespace
 
-    from rllib_ext.algorithms import sampling
+    from rllib_ext.core import env_runner_faults
 
-    monkeypatch.setattr(sampling, "replace_dead_env_runners", lambda group, **kwargs: [])
+    monkeypatch.setattr(env_runner_faults, "replace_dead_env_runners", lambda group, **kwargs: [])
     config = SimpleNamespace(
         restart_failed_env_runners=True, env_runner_health_probe_timeout_s=1.0,
         max_num_env_runner_restarts=1000, num_consecutive_env_runner_failures_tolerance=2)
     algo = SimpleNamespace(env_runner_group=_NoHealthyGroup(), config=config)
-    assert sampling.sample_env_runners(algo) == ([], [])
-    assert sampling.sample_env_runners(algo) == ([], [])
+    assert env_runner_faults.sample_env_runners(algo) == ([], [])
+    assert env_runner_faults.sample_env_runners(algo) == ([], [])
     with pytest.raises(EnvRunnersLostError,
                        match="num_consecutive_env_runner_failures_tolerance=2"):
-        sampling.sample_env_runners(algo)
+        env_runner_faults.sample_env_runners(algo)
