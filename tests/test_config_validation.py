@@ -71,7 +71,9 @@ ACE_KNOBS = [
     ("reset_strength", "hard"), ("reset_scope", "some"), ("dormancy_threshold", 0.0),
     ("perturb_factor_min", -0.1), ("perturb_factor_max", 1.5), ("policy_update_freq", 0),
     ("updates_per_env_step", NAN), ("q_network", "wide"),
-    ("num_steps_sampled_before_learning_starts", -5), ("_causal_fit_delay_s", -1.0),
+    ("num_steps_sampled_before_learning_starts", -5), ("critic_loss", "l1"),
+    ("sequential_actor_update", 1), ("log_std_bounds", (2, -20)), ("random_warmup_steps", -1),
+    ("causal_coefficients", "ridge"),
 ]
 
 CONFIGS = {"PG": PGConfig, "PDQN": PDQNConfig, "PADDPG": PADDPGConfig, "ACE": ACEConfig}

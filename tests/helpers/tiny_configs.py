@@ -6,6 +6,7 @@ from __future__ import annotations
 import textwrap
 
 from rllib_ext import ACEConfig, PADDPGConfig, PDQNConfig
+from rllib_ext.algorithms.ace import ACE
 
 PLATFORM = ("rllib_ext/Platform-v0", {"scale": True})
 
@@ -49,7 +50,14 @@ def tiny_paddpg(env=PLATFORM, **training):
     )
 
 
-def tiny_ace(*, learn=True, runners=0, **training):
+class SlowFitACE(ACE):
+    """ACE whose causal fits sleep 3 s first: a slow fit, on demand."""
+
+    causal_fit_delay_s = 3.0
+
+
+def tiny_ace(*, learn=True, runners=0, slow_fit=False, **training):
+    """Tiny ACE; ``slow_fit``: the algorithm is :class:`SlowFitACE`."""
     register_ace_env()
     training = {
         "train_batch_size_per_learner": 16,
@@ -65,7 +73,7 @@ def tiny_ace(*, learn=True, runners=0, **training):
         **training,
     }
     return (
-        ACEConfig()
+        ACEConfig(algo_class=SlowFitACE if slow_fit else None)
         .environment(ACE_ENV)
         # 10-step fragments: every iteration samples exactly 20 env steps (one episode).
         .env_runners(num_env_runners=runners, rollout_fragment_length=10)

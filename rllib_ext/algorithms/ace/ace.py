@@ -141,7 +141,6 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
         self.rollout_fragment_length = 32
         # SAC's replay ratio knob is replaced by updates_per_env_step.
         self.training_intensity = None
-        self._causal_fit_delay_s = 0.0
 
     @override(SACConfig)
     def training(
@@ -169,7 +168,6 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
         log_std_bounds=NotProvided,
         random_warmup_steps=NotProvided,
         store_replay_in_checkpoint=NotProvided,
-        _causal_fit_delay_s=NotProvided,
         **kwargs,
     ) -> ACEConfig:
         """Sets the training configuration.
@@ -248,8 +246,6 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
                 to ``replay_buffer_config["capacity"]`` x 4 bytes x (2 x obs size + action
                 size + 2), plus 8 bytes a row when prioritised (Hopper, 1 000 000 rows:
                 ~0.1 GB). False (default): the replay is not saved.
-            _causal_fit_delay_s: Test option: seconds each causal fit sleeps first (emulates
-                a slow fit). 0 in real runs.
             **kwargs: ``SACConfig.training`` arguments (``actor_lr``, ``critic_lr``,
                 ``alpha_lr``, ``tau``, ``initial_alpha``, ``twin_q``,
                 ``replay_buffer_config`` - its ``type`` ("PrioritizedEpisodeReplayBuffer":
@@ -339,7 +335,6 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
         self.check_number("dormancy_threshold", low=0, high=1, low_open=True, example=0.05)
         self.check_number("perturb_factor_min", low=0, high=1, example=0.2)
         self.check_number("perturb_factor_max", low=0, high=1, example=0.9)
-        self.check_number("_causal_fit_delay_s", low=0, example=0.0)
         if self.training_intensity is not None:
             config_value_error(self,
                 f"training_intensity={self.training_intensity} is SAC's replay ratio; ACE's is "
@@ -437,6 +432,10 @@ class ACE(SeparateEvaluationRandomness, ReplayTrainingStep, SAC):
             status, the fit in flight), checkpointed.
     """
 
+    #: Seconds each causal fit sleeps before fitting: 0 here; tests subclass ACE with a delay
+    #: to emulate a slow fit (not a config knob: nothing a user should set).
+    causal_fit_delay_s: float = 0.0
+
     @classmethod
     @override(SAC)
     def get_default_config(cls) -> ACEConfig:
@@ -529,14 +528,14 @@ class ACE(SeparateEvaluationRandomness, ReplayTrainingStep, SAC):
         if not cfg.causal_async:
             state.mark_submitted()
             self._apply_causal_weights(state.record_fit(run_fit(
-                obs, actions, rewards, self._fit_options(), cfg._causal_fit_delay_s)))
+                obs, actions, rewards, self._fit_options(), self.causal_fit_delay_s)))
             return
         if state.worker is None:
             state.worker = create_causal_worker(cfg.causal_worker_num_cpus,
                                                 cfg.causal_num_threads)
         state.mark_submitted(state.worker.fit.remote(obs, actions, rewards,
                                                      self._fit_options(),
-                                                     cfg._causal_fit_delay_s))
+                                                     self.causal_fit_delay_s))
 
     def poll_causal_fit(self) -> None:
         """Takes a finished fit's weights, never waiting; a dead worker is replaced and its

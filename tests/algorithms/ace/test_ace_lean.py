@@ -296,7 +296,7 @@ def test_two_learners_stay_identical(ray_session, freq):
 
 
 def test_checkpoint_with_a_fit_in_flight_resubmits_it(ray_session, tmp_path):
-    algo = _tiny(learn=False, _causal_fit_delay_s=3.0).build_algo()
+    algo = _tiny(learn=False, slow_fit=True).build_algo()
     try:
         for _ in range(2):  # 40 steps: the FIFO is full, a 3 s fit goes out
             result = algo.train()

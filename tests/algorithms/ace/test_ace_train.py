@@ -57,7 +57,7 @@ def test_sync_fit_sets_weights_and_checkpoint_round_trip(ray_session, tmp_path):
 def test_async_fit_never_blocks_and_a_dead_worker_is_replaced(ray_session):
     # Each fit sleeps 3 s first. Iterations without learning take a fraction of that, so
     # several complete while a fit is pending (the poll does not wait).
-    algo = _tiny(learn=False, _causal_fit_delay_s=3.0).build_algo()
+    algo = _tiny(learn=False, slow_fit=True).build_algo()
     try:
         results = [algo.train()[ACE_RESULTS] for _ in range(3)]
         assert results[-1]["causal_fit_pending"] == 1 and results[-1]["causal_fits"] == 0
