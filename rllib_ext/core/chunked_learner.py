@@ -1,4 +1,4 @@
-"""What the lean off-policy learners (P-DQN family, PA-DDPG, ACE) share: many gradient steps
+"""What the off-policy learners (P-DQN family, PA-DDPG, ACE) share: many gradient steps
 per ``learner_group.update`` call, and gradient averaging over several learners without DDP.
 
 The algorithms hand over all the rows one ``training_step`` trains on (``num_updates``
@@ -39,7 +39,7 @@ def average_over_learners(grads: dict) -> None:
     ``all_reduce``; a no-op with a single learner.
 
     RLlib's DDP wrapper only syncs a backward that follows a DDP ``forward``, once per
-    forward; the lean learners run several backwards per forward pass, or skip networks on
+    forward; these learners run several backwards per forward pass, or skip networks on
     some steps (ACE's delayed policy), so they call the unwrapped networks and average here
     (DDP still broadcasts the initial weights).
     """

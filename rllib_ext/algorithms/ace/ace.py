@@ -17,7 +17,7 @@ What ACE adds to SAC:
   mixed with a fresh initialisation; the strength comes from the policy's gradient-dormancy
   ratio (or from the spread of the causal weights) (:mod:`.dormancy`).
 
-The networks are RLlib's SAC module; the training step is the lean one of
+The networks are RLlib's SAC module; the training step is the off-policy one of
 :mod:`rllib_ext.core.replay_training` (as the parameterised family's): sample from the env
 runners, store the transitions in a flat replay (:mod:`rllib_ext.core.replay`, uniform or
 proportional-prioritised) and the causal FIFO, then take ``updates_per_env_step`` x (new env
@@ -422,7 +422,7 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
 
 
 class ACE(SeparateEvaluationRandomness, ReplayTrainingStep, SAC):
-    """ACE on a lean off-policy training step (see the module docstring). Tune name: ``"ACE"``.
+    """ACE on the off-policy training step (see the module docstring). Tune name: ``"ACE"``.
 
     Attributes:
         replay: The flat transition replay (:class:`~rllib_ext.core.replay.

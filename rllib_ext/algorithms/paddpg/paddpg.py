@@ -140,7 +140,7 @@ class PADDPGConfig(ParameterisedActionConfig):
 
 
 class PADDPG(ParameterisedActionAlgorithm):
-    """PA-DDPG on the lean replay path. Tune name: ``"PADDPG"``."""
+    """PA-DDPG on the replay training step. Tune name: ``"PADDPG"``."""
 
     @classmethod
     @override(Algorithm)

@@ -152,7 +152,7 @@ class PDQNConfig(ParameterisedActionConfig):
 
 
 class PDQN(ParameterisedActionAlgorithm):
-    """The P-DQN family on the lean replay path. Tune name: ``"PDQN"``."""
+    """The P-DQN family on the replay training step. Tune name: ``"PDQN"``."""
 
     @classmethod
     @override(Algorithm)

@@ -1,7 +1,7 @@
 """Shared pieces of the parameterised-action algorithms (P-DQN family, PA-DDPG).
 
 - :mod:`.action_layout`: which ``Tuple(Discrete(K), Box…)`` forms are accepted, parameter layout;
-- :mod:`.replay`: the lean flat-array transition replay;
+- :mod:`.parameterised_replay`: the flat-array transition replay;
 - :mod:`.parameterised`: ``ParameterisedActionConfig`` (knobs every such algorithm shares and
   their validation) and ``ParameterisedActionAlgorithm`` (the sample → replay → update →
   sync training step);

@@ -1,8 +1,8 @@
 """What every parameterised-action algorithm shares: ``ParameterisedActionConfig`` (action
 layout, replay, ε-greedy schedule, parameter noise, action-gradient strategy, and their
-validation) and ``ParameterisedActionAlgorithm`` (the lean training step).
+validation) and ``ParameterisedActionAlgorithm`` (the off-policy training step).
 
-The training step is the lean one of :mod:`rllib_ext.core.replay_training` over the flat
+The training step is the one of :mod:`rllib_ext.core.replay_training` over the flat
 replay of :mod:`.replay` (uniform, as the reference), plus the ε schedule pushed to the env
 runners.
 """
@@ -319,7 +319,7 @@ class ParameterisedActionConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfi
 
 
 class ParameterisedActionAlgorithm(SeparateEvaluationRandomness, ReplayTrainingStep, Algorithm):
-    """The lean training step over a :class:`ParameterisedReplay` (see the module docstring)."""
+    """The off-policy training step over a :class:`ParameterisedReplay` (see the module docstring)."""
 
     def replay_extra_columns(self, layout: ActionLayout) -> dict[str, int]:
         """``{extra_model_outputs key: width}`` the replay keeps besides the transition."""

@@ -1,4 +1,4 @@
-"""The parameterised-action replay: the shared lean :class:`~rllib_ext.core.replay.
+"""The parameterised-action replay: the shared flat :class:`~rllib_ext.core.replay.
 TransitionReplay` (uniform sampling, as the reference) with the action stored as the discrete
 index plus *all* K actions' parameters (as the reference does), plus any per-step module
 outputs an algorithm asks for (PA-DDPG: the K action scores)."""

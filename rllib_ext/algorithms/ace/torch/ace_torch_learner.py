@@ -1,5 +1,5 @@
 """ACE's torch learner: SAC with the causality-aware (per-dimension weighted) entropy, delayed
-actor/alpha/target updates, gradient-dormancy measurement and soft resets, on a lean update
+actor/alpha/target updates, gradient-dormancy measurement and soft resets, on its own update
 path (many gradient steps per ``learner_group.update``, no DDP forward).
 
 Notation (Ji et al. 2024; reference ``model/algorithm.py::ACE_agent.update_parameters``):
