@@ -319,7 +319,8 @@ class ParameterisedActionConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfi
 
 
 class ParameterisedActionAlgorithm(SeparateEvaluationRandomness, ReplayTrainingStep, Algorithm):
-    """The off-policy training step over a :class:`ParameterisedReplay` (see the module docstring)."""
+    """The off-policy training step over a :class:`ParameterisedReplay` (see the module
+    docstring)."""
 
     def replay_extra_columns(self, layout: ActionLayout) -> dict[str, int]:
         """``{extra_model_outputs key: width}`` the replay keeps besides the transition."""
