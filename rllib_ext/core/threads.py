@@ -3,8 +3,8 @@
 Ray gives an ordinary actor ``OMP_NUM_THREADS`` = its CPUs, but a Tune trial running an RLlib
 algorithm keeps torch's default (one thread per core of the machine): with two trials on a
 2-core machine that is four busy threads on two cores. Tiny networks then spend most of their
-time in the thread pool's spin-waits — measured here: MP-DQN on Goal, two trials side by side,
-~100 ms per learner update with two threads each vs ~15 ms alone. The local learner and the
+time in the thread pool's spin-waits (figures: benchmarks/RESULTS.md, "Torch threads in Tune
+trials"). The local learner and the
 local env runner live in that process, so its reservation is the algorithm's main-process
 bundle (``num_cpus_for_main_process``, or one learner's CPUs if larger when
 ``num_learners=0``). Reserve more CPUs there to get more threads.

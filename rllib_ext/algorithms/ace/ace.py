@@ -184,7 +184,7 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
                 A * softmax of the signed a_i -> r coefficients; negative effects get small
                 weights) or "softmax_abs" (A * softmax of their magnitudes).
             causal_backend: DirectLiNGAM implementation: "fast" (default: this project's
-                vectorised one, same order and coefficients as lingam's, >10x faster) or
+                vectorised one, same order and coefficients as lingam's, much faster) or
                 "lingam" (the ``lingam`` package).
             causal_coefficients: How the a_i -> r effects are estimated once the causal order
                 is known: "lasso" (default, the reference's vendored causal-learn lingam

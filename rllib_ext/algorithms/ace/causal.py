@@ -13,8 +13,8 @@ the columns ``[s_0..s_{S-1}, a_0..a_{A-1}, r]``, read the reward row of the adja
 Backends (:data:`BACKENDS`, the ``backend`` option): ``"fast"`` (default) is this project's
 vectorised DirectLiNGAM (:mod:`rllib_ext.algorithms.ace.direct_lingam`: the same estimator as
 ``lingam.DirectLiNGAM()``, its causal order and coefficients equal to rounding; it estimates
-only the reward row of ``B`` and is over 10x faster at 24 variables x 10 000 samples, see
-``benchmarks/causal_fit.py``); ``"lingam"`` is pip ``lingam.DirectLiNGAM`` itself.
+only the reward row of ``B`` and is much faster, see ``benchmarks/causal_fit.py`` and
+benchmarks/RESULTS.md); ``"lingam"`` is pip ``lingam.DirectLiNGAM`` itself.
 
 Coefficients (:data:`COEFFICIENTS`, the ``coefficients`` option): the reference runs
 causal-learn's older vendored lingam (1.5.4), whose adjacency step returns the *shrunken*
