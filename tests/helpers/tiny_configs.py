@@ -24,30 +24,26 @@ def register_ace_env() -> None:
     register_env(ACE_ENV, lambda cfg: CausalReachEnv(influence=[1.0, 0.0], max_steps=20))
 
 
-def tiny_pdqn(env=PLATFORM, **training):
+def _tiny_parameterised(config, env, **training):
     env_id, env_config = env if isinstance(env, tuple) else (env, {})
     return (
-        PDQNConfig()
+        config
         .environment(env_id, env_config=env_config)
         .env_runners(num_env_runners=0)
         .training(train_batch_size_per_learner=16, num_steps_sampled_before_learning_starts=32,
-                  q_hiddens=[8], param_hiddens=[8], replay_capacity=500, **training)
+                  replay_capacity=500, **training)
         .reporting(min_sample_timesteps_per_iteration=64, min_time_s_per_iteration=0)
         .debugging(seed=0)
     )
+
+
+def tiny_pdqn(env=PLATFORM, **training):
+    return _tiny_parameterised(PDQNConfig(), env, q_hiddens=[8], param_hiddens=[8], **training)
 
 
 def tiny_paddpg(env=PLATFORM, **training):
-    env_id, env_config = env if isinstance(env, tuple) else (env, {})
-    return (
-        PADDPGConfig()
-        .environment(env_id, env_config=env_config)
-        .env_runners(num_env_runners=0)
-        .training(train_batch_size_per_learner=16, num_steps_sampled_before_learning_starts=32,
-                  actor_hiddens=[8], critic_hiddens=[8], replay_capacity=500, **training)
-        .reporting(min_sample_timesteps_per_iteration=64, min_time_s_per_iteration=0)
-        .debugging(seed=0)
-    )
+    return _tiny_parameterised(PADDPGConfig(), env, actor_hiddens=[8], critic_hiddens=[8],
+                               **training)
 
 
 class SlowFitACE(ACE):
