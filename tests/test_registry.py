@@ -40,14 +40,13 @@ def test_algorithm_lookup_covers_rllib_builtins():
 
 def test_environments_are_registered_with_gymnasium_and_rllib(ray_session):
     import gymnasium as gym
-    from ray.rllib.algorithms.algorithm import Algorithm
     from ray.rllib.env.env_context import EnvContext
 
     from rllib_ext import PGConfig
+    from rllib_ext.core.rllib_compat import env_creator
 
     assert all(env_id in gym.envs.registry for env_id in registry.ENVIRONMENTS)
     for env_id in ("rllib_ext/Platform-v0", "rllib_ext/Goal-v0"):
-        _, creator = Algorithm._get_env_id_and_creator(env_id, PGConfig())
-        env = creator(EnvContext({"scale": True}, worker_index=0))
+        env = env_creator(PGConfig().environment(env_id))(EnvContext({"scale": True}, worker_index=0))
         assert env.observation_space.shape in ((9,), (17,))
         assert len(env.action_space.spaces) == 4  # flat: Discrete + 3 Boxes

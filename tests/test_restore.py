@@ -18,6 +18,7 @@ from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
 
 from rllib_ext.cli.main import main
+from tests.helpers.interrupt import interrupt_at_iteration
 from tests.helpers.tiny_configs import tiny_ace as _tiny_ace
 from tests.helpers.tiny_configs import tiny_paddpg as _tiny_paddpg
 from tests.helpers.tiny_configs import tiny_pdqn as _tiny_pdqn
@@ -199,28 +200,12 @@ def test_tuner_restore_without_param_space(ray_session, tmp_path):
         assert _iterations(Path(result.path)) == ([1, 2, 3, 4], [1, 2, 3, 4])
 
 
-def _patch_progress_to_interrupt(monkeypatch, at: int):
-    """The CLI's progress printer sends SIGINT once, on the first result of iteration ``at``."""
-    from rllib_ext.cli.progress import ProgressPrinter
-
-    original = ProgressPrinter.on_trial_result
-    state = {"armed": True}
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        original(self, iteration, trials, trial, result, **info)
-        if state["armed"] and result["training_iteration"] == at:
-            state["armed"] = False
-            os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr(ProgressPrinter, "on_trial_result", on_trial_result)
-
-
 def test_train_resume_continues_from_the_latest_checkpoint(ray_session, tmp_path, capsys,
                                                           monkeypatch):
     config = tmp_path / "exp.yaml"
     config.write_text(PG_FILE)
     storage = tmp_path / "runs"
-    _patch_progress_to_interrupt(monkeypatch, 3)
+    interrupt_at_iteration(monkeypatch, 3)
     assert main(["train", str(config), "--storage", str(storage), "--seed", "1"]) == 1
     (run_dir,) = storage.iterdir()
     err = capsys.readouterr().err
@@ -248,7 +233,7 @@ def test_tune_resume_continues_every_trial(ray_session, tmp_path, capsys, monkey
     config.write_text(PG_FILE.replace("training_iteration: 4", "training_iteration: 3")
                       + "tune: {param_space: {lr: {grid_search: [0.001, 0.01]}}}\n")
     storage = tmp_path / "runs"
-    _patch_progress_to_interrupt(monkeypatch, 2)
+    interrupt_at_iteration(monkeypatch, 2)
     assert main(["tune", str(config), "--storage", str(storage)]) == 1
     (run_dir,) = storage.iterdir()
     captured = capsys.readouterr()

@@ -77,10 +77,11 @@ def evaluate_checkpoint(path: str | Path, *, num_episodes: int = 10, explore: bo
 
 def _recording_env(config, gif: Path) -> str:
     """Registers (in this process) the config's env wrapped in a GifRecorder; returns its name."""
-    from ray.rllib.algorithms.algorithm import Algorithm
     from ray.tune.registry import register_env
 
-    _, creator = Algorithm._get_env_id_and_creator(config.env, config)
+    from rllib_ext.core.rllib_compat import env_creator
+
+    creator = env_creator(config)
     name = f"rllib_ext_gif_recorder/{config.env}"
     register_env(name, lambda env_config: GifRecorder(creator(env_config), gif))
     return name

@@ -136,6 +136,14 @@ def tune_env_registered(name: str) -> bool:
     return _global_registry.contains(ENV_CREATOR, name)
 
 
+def env_creator(config):
+    """The env creator RLlib's env runners use for ``config.env`` (a registered name, a class,
+    or a gymnasium id; ``Algorithm._get_env_id_and_creator``, which has no public twin)."""
+    from ray.rllib.algorithms.algorithm import Algorithm
+
+    return Algorithm._get_env_id_and_creator(config.env, config)[1]
+
+
 # -- RLlib: Learner ------------------------------------------------------------------------------
 
 

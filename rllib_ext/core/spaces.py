@@ -13,11 +13,11 @@ def probe_env_spaces(config) -> tuple[gym.Space, gym.Space]:
     """
     if config.observation_space is not None and config.action_space is not None:
         return config.observation_space, config.action_space
-    from ray.rllib.algorithms.algorithm import Algorithm
     from ray.rllib.env.env_context import EnvContext
 
-    _, creator = Algorithm._get_env_id_and_creator(config.env, config)
-    env = creator(EnvContext(config.env_config, worker_index=0, num_workers=0))
+    from rllib_ext.core.rllib_compat import env_creator
+
+    env = env_creator(config)(EnvContext(config.env_config, worker_index=0, num_workers=0))
     try:
         return (
             config.observation_space or env.observation_space,

@@ -17,6 +17,7 @@ from rllib_ext.cli.config_file import load_experiment
 from rllib_ext.cli.main import main
 from rllib_ext.cli.result_callbacks import iteration_value, record_tune_metrics
 from rllib_ext.cli.schema import CHECKPOINT_SCORE_KEY, EVALUATION_SCORE_KEY, ConfigError
+from tests.helpers.interrupt import interrupt_at_iteration
 
 BASE = textwrap.dedent(
     """
@@ -210,8 +211,6 @@ def test_tune_sweep_with_asha_resumes_with_its_scheduler(ray_session, tmp_path, 
     from ray.tune.schedulers import AsyncHyperBandScheduler
     from ray.tune.search import BasicVariantGenerator
 
-    from tests.test_restore import _patch_progress_to_interrupt
-
     exp = _experiment(tmp_path, """
         param_space: {lr: {grid_search: [0.001, 0.01]}}
         scheduler: {type: asha, grace_period: 1, reduction_factor: 2}
@@ -221,7 +220,7 @@ def test_tune_sweep_with_asha_resumes_with_its_scheduler(ray_session, tmp_path, 
         num_to_keep: 1
         """)
     storage = tmp_path / "runs"
-    _patch_progress_to_interrupt(monkeypatch, 2)
+    interrupt_at_iteration(monkeypatch, 2)
     assert main(["tune", str(exp.path), "--storage", str(storage)]) == 1
     (run_dir,) = storage.iterdir()
     out = capsys.readouterr().out

@@ -126,6 +126,20 @@ def test_tune_env_registered():
     assert rllib_compat.tune_env_registered("rllib_compat_test/Nothing-v0")
 
 
+def test_env_creator_builds_registered_names_and_gymnasium_ids():
+    from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+    from ray.rllib.env.env_context import EnvContext
+
+    from rllib_ext.core import rllib_compat
+
+    for env, expected in (("rllib_ext/Platform-v0", "PlatformEnv"), ("CartPole-v1", "CartPoleEnv")):
+        made = rllib_compat.env_creator(AlgorithmConfig().environment(env))(EnvContext({}, 0))
+        try:
+            assert type(made.unwrapped).__name__ == expected
+        finally:
+            made.close()
+
+
 def test_learner_accessors():
     import torch
 
