@@ -47,6 +47,7 @@ def test_environments_are_registered_with_gymnasium_and_rllib(ray_session):
 
     assert all(env_id in gym.envs.registry for env_id in registry.ENVIRONMENTS)
     for env_id in ("rllib_ext/Platform-v0", "rllib_ext/Goal-v0"):
-        env = env_creator(PGConfig().environment(env_id))(EnvContext({"scale": True}, worker_index=0))
+        creator = env_creator(PGConfig().environment(env_id))
+        env = creator(EnvContext({"scale": True}, worker_index=0))
         assert env.observation_space.shape in ((9,), (17,))
         assert len(env.action_space.spaces) == 4  # flat: Discrete + 3 Boxes
