@@ -1,12 +1,28 @@
-"""Driver-side look at an environment's spaces, so configs fail early with a clear message."""
+"""Driver-side look at the spaces an algorithm's RL module will see, so configs fail early with
+a clear message and algorithms size their replay before any worker exists.
+
+RLlib builds every RL module against the *env-to-module pipeline's* output space (the env
+runner's ``get_spaces()``: the user's connectors such as ``FlattenObservations``, frame
+stacking or ``MeanStdFilter`` applied to the env's observation space), not the env's own.
+:func:`module_spaces` computes that pair the same way on the driver.
+"""
 
 from __future__ import annotations
 
 import gymnasium as gym
 
+#: The fix named by every "needs a 1-D Box observation space" error: RLlib's own connector.
+FLATTEN_OBSERVATIONS_FIX = (
+    "add RLlib's connector that flattens Dict/Tuple/Discrete/multi-dim observations: "
+    "config.env_runners(env_to_module_connector=lambda env, spaces, device: "
+    "FlattenObservations()) (from ray.rllib.connectors.env_to_module import "
+    "FlattenObservations)"
+)
+
 
 def probe_env_spaces(config) -> tuple[gym.Space, gym.Space]:
-    """(observation_space, action_space) the env runners will see, before any worker exists.
+    """(observation_space, action_space) of one env as the env runners create it, before any
+    worker exists.
 
     Uses the spaces set with ``config.environment(observation_space=..., action_space=...)`` if
     given, otherwise builds one env instance with the same creator RLlib's env runners use.
@@ -25,3 +41,20 @@ def probe_env_spaces(config) -> tuple[gym.Space, gym.Space]:
         )
     finally:
         env.close()
+
+
+def module_spaces(config) -> tuple[gym.Space, gym.Space]:
+    """(observation_space, action_space) the RL module is built for: the env's spaces after the
+    config's env-to-module connector pipeline, as ``SingleAgentEnvRunner.get_spaces()`` reports
+    them (the action space is the env's: module-to-env connectors map *from* it).
+
+    The user's ``env_to_module_connector`` callable is called with ``env=None`` and the env's
+    spaces (RLlib documents every argument as optional).
+    """
+    from ray.rllib.env import INPUT_ENV_SINGLE_SPACES, INPUT_ENV_SPACES
+
+    observation_space, action_space = probe_env_spaces(config)
+    spaces = {INPUT_ENV_SPACES: (observation_space, action_space),
+              INPUT_ENV_SINGLE_SPACES: (observation_space, action_space)}
+    pipeline = config.build_env_to_module_connector(spaces=spaces)
+    return pipeline.observation_space, action_space

@@ -68,7 +68,7 @@ from rllib_ext.core.replay import (
 )
 from rllib_ext.core.replay_training import ReplayTrainingStep
 from rllib_ext.core.rllib_compat import config_value_error
-from rllib_ext.core.spaces import probe_env_spaces
+from rllib_ext.core.spaces import FLATTEN_OBSERVATIONS_FIX, module_spaces
 from rllib_ext.core.threads import limit_torch_threads
 from rllib_ext.core.validation import KnobChecks, is_integer, is_real
 
@@ -395,7 +395,7 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
                 "YourCallback]) (ACECallback from rllib_ext.algorithms.ace)."
             )
         if self.env is not None:
-            self.validate_spaces(*probe_env_spaces(self))
+            self.validate_spaces(*module_spaces(self))
 
     def validate_spaces(self, observation_space: gym.Space, action_space: gym.Space) -> None:
         """Rejects spaces ACE cannot handle, with the fix."""
@@ -408,8 +408,8 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
         if not (isinstance(observation_space, gym.spaces.Box)
                 and len(observation_space.shape) == 1):
             config_value_error(self,
-                f"ACE needs a 1-D Box observation space, got {observation_space}; flatten it, "
-                "e.g. with gymnasium.wrappers.FlattenObservation."
+                f"ACE needs a 1-D Box observation space (after the env-to-module connectors), "
+                f"got {observation_space}; {FLATTEN_OBSERVATIONS_FIX}."
             )
         num_vars = observation_space.shape[0] + action_space.shape[0] + 1
         if self.causal_sample_size <= num_vars:
@@ -458,7 +458,7 @@ class ACE(SeparateEvaluationRandomness, ReplayTrainingStep, SAC):
     @override(SAC)
     def setup(self, config: ACEConfig) -> None:
         limit_torch_threads(config)
-        obs_space, action_space = probe_env_spaces(config)
+        obs_space, action_space = module_spaces(config)
         obs_dim, action_dim = int(np.prod(obs_space.shape)), int(action_space.shape[0])
         # ``on_algorithm_init`` runs inside super().setup(): the causal state exists first.
         self.causal = CausalState(config.causal_sample_size, obs_dim, action_dim)

@@ -37,7 +37,7 @@ from rllib_ext.core.non_finite import NonFiniteGuardConfig
 from rllib_ext.core.plain_config import PlainDictConfig
 from rllib_ext.core.random_streams import SeparateEvaluationRandomness
 from rllib_ext.core.rllib_compat import config_value_error
-from rllib_ext.core.spaces import probe_env_spaces
+from rllib_ext.core.spaces import FLATTEN_OBSERVATIONS_FIX, module_spaces
 from rllib_ext.core.threads import limit_torch_threads
 from rllib_ext.core.validation import KnobChecks
 
@@ -254,7 +254,7 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
                 "'time_mean' or 'none' and off_policy_reuse=0."
             )
         if self.env is not None:
-            self._validate_action_space(probe_env_spaces(self)[1])
+            self._validate_action_space(module_spaces(self)[1])
 
     def _validate_off_policy_reuse(self) -> None:
         self.check_number("off_policy_reuse", low=0, integer=True, example=0)
@@ -297,13 +297,13 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
                 f"{self.reward_to_go}, off_policy_reuse={self.off_policy_reuse}); set "
                 "config.training(reward_to_go=True, off_policy_reuse=0) or another baseline.")
         if self.env is not None:
-            observation_space = probe_env_spaces(self)[0]
+            observation_space = module_spaces(self)[0]
             if not (isinstance(observation_space, gym.spaces.Box)
                     and len(observation_space.shape) == 1):
                 config_value_error(self,
-                    f"baseline='value' needs a 1-D Box observation space, got "
-                    f"{observation_space}; flatten it (gymnasium.wrappers.FlattenObservation) "
-                    "or use baseline='mean'.")
+                    f"baseline='value' needs a 1-D Box observation space (after the "
+                    f"env-to-module connectors), got {observation_space}; "
+                    f"{FLATTEN_OBSERVATIONS_FIX}, or use baseline='mean'.")
 
     def _validate_action_space(self, action_space: gym.Space) -> None:
         supported = isinstance(action_space, gym.spaces.Discrete) or (

@@ -37,7 +37,7 @@ from rllib_ext.core.plain_config import PlainDictConfig
 from rllib_ext.core.random_streams import SeparateEvaluationRandomness
 from rllib_ext.core.replay_training import ReplayTrainingStep
 from rllib_ext.core.rllib_compat import config_value_error
-from rllib_ext.core.spaces import probe_env_spaces
+from rllib_ext.core.spaces import FLATTEN_OBSERVATIONS_FIX, module_spaces
 from rllib_ext.core.threads import limit_torch_threads
 from rllib_ext.core.validation import KnobChecks, is_integer, is_real
 from rllib_ext.hooks import STRATEGIES
@@ -273,7 +273,7 @@ class ParameterisedActionConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfi
                 f"{algo} supports single-agent envs only; remove config.multi_agent()."
             )
         if self.env is not None:
-            self.validate_spaces(*probe_env_spaces(self))
+            self.validate_spaces(*module_spaces(self))
 
     def validate_spaces(self, observation_space: gym.Space, action_space: gym.Space) -> None:
         """Rejects spaces the networks cannot handle, with the accepted forms and the fix."""
@@ -281,9 +281,9 @@ class ParameterisedActionConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfi
         if not (isinstance(observation_space, gym.spaces.Box)
                 and len(observation_space.shape) == 1):
             config_value_error(self,
-                f"{algo} needs a 1-D Box observation space, got {observation_space}. For the "
-                "Platform and Goal envs use env_config={'scale': True}; otherwise flatten the "
-                "observations (e.g. gymnasium.wrappers.FlattenObservation)."
+                f"{algo} needs a 1-D Box observation space (after the env-to-module "
+                f"connectors), got {observation_space}. For the Platform and Goal envs use "
+                f"env_config={{'scale': True}}; otherwise {FLATTEN_OBSERVATIONS_FIX}."
             )
         try:
             layout = layout_from_space(action_space, self.param_layout)
@@ -330,7 +330,7 @@ class ParameterisedActionAlgorithm(SeparateEvaluationRandomness, ReplayTrainingS
     def setup(self, config: ParameterisedActionConfig) -> None:
         limit_torch_threads(config)
         super().setup(config)
-        obs_space, action_space = probe_env_spaces(self.config)
+        obs_space, action_space = module_spaces(self.config)
         self.action_layout = layout_from_space(action_space, self.config.param_layout)
         self.replay = ParameterisedReplay(
             self.config.replay_capacity, int(np.prod(obs_space.shape)),
