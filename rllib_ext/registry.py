@@ -19,7 +19,7 @@ ALGORITHMS: dict[str, str] = {
 
 #: Environment id -> (entry point "module:Class", gymnasium.register kwargs). Each id is
 #: registered with gymnasium (``gym.make(id)``) and with RLlib/Tune (``config.environment(id)``).
-#: RLlib's ``env_config`` may carry ``scale``, ``flat_actions`` and ``render_mode``
+#: RLlib's ``env_config`` may carry ``scale``, ``flat_actions``, ``render_mode`` and ``pixels``
 #: (see ``rllib_ext.envs.wrappers.make``).
 ENVIRONMENTS: dict[str, tuple[str, dict[str, Any]]] = {
     # One step = one macro-action; the original registration's 200-step limit.

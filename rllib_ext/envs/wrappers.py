@@ -27,7 +27,7 @@ from gymnasium import spaces
 from rllib_ext.envs.goal import GOAL_WIDTH, PITCH_LENGTH
 
 #: Wrapper options of ``make`` (valid in an RLlib ``env_config`` next to the env's own kwargs).
-ENV_CONFIG_KEYS = ("scale", "flat_actions", "render_mode")
+ENV_CONFIG_KEYS = ("scale", "flat_actions", "render_mode", "pixels")
 
 
 class GoalFeatures(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
@@ -152,20 +152,33 @@ def wrap_for_agents(env: gym.Env, *, flat_actions: bool = True) -> gym.Env:
 
 
 def make(env_id: str, *, scale: bool = False, flat_actions: bool = True,
-         render_mode: str | None = None, **env_kwargs) -> gym.Env:
+         render_mode: str | None = None, pixels: list[int] | None = None,
+         **env_kwargs) -> gym.Env:
     """``gym.make(env_id, **env_kwargs)`` plus, with ``scale=True``, the agent-side wrappers.
 
     ``flat_actions`` only applies with ``scale=True``: the flat
-    ``Tuple(Discrete, Box_1, ..., Box_K)`` form (default) or the nested one. ``env_kwargs``
-    go to the env's constructor (e.g. CausalReach's ``influence``).
+    ``Tuple(Discrete, Box_1, ..., Box_K)`` form (default) or the nested one. ``pixels``
+    ([height, width]): observations are the env's rendered frames instead
+    (:class:`~rllib_ext.envs.pixels.PixelObservations`, the last 2 frames stacked).
+    ``env_kwargs`` go to the env's constructor (e.g. CausalReach's ``influence``).
     """
     if not isinstance(scale, bool) or not isinstance(flat_actions, bool):
         raise ValueError(
             f"scale and flat_actions must be true/false, got scale={scale!r}, "
             f"flat_actions={flat_actions!r}."
         )
+    if pixels is not None:
+        if not (isinstance(pixels, (list, tuple)) and len(pixels) == 2):
+            raise ValueError(f"pixels must be [height, width], e.g. [28, 96]; got {pixels!r}.")
+        render_mode = "rgb_array"
     env = gym.make(env_id, render_mode=render_mode, **env_kwargs)
-    return wrap_for_agents(env, flat_actions=flat_actions) if scale else env
+    if scale:
+        env = wrap_for_agents(env, flat_actions=flat_actions)
+    if pixels is not None:
+        from rllib_ext.envs.pixels import PixelObservations
+
+        env = PixelObservations(env, tuple(pixels))
+    return env
 
 
 def constructor_keys(env_id: str) -> list[str]:
@@ -183,7 +196,8 @@ def constructor_keys(env_id: str) -> list[str]:
 def make_from_env_config(env_id: str, env_config) -> gym.Env:
     """RLlib env creator body: checks the ``env_config`` keys, then calls :func:`make`.
 
-    Valid keys are the wrapper options (``scale``, ``flat_actions``, ``render_mode``) and the
+    Valid keys are the wrapper options (``scale``, ``flat_actions``, ``render_mode``,
+    ``pixels``) and the
     env constructor's own keyword arguments.
     """
     config = dict(env_config or {})

@@ -278,12 +278,40 @@ class ParameterisedActionConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfi
     def validate_spaces(self, observation_space: gym.Space, action_space: gym.Space) -> None:
         """Rejects spaces the networks cannot handle, with the accepted forms and the fix."""
         algo = self.algo_class.__name__ if self.algo_class else type(self).__name__
+        image = isinstance(observation_space, gym.spaces.Box) and len(
+            observation_space.shape) == 3
         if not (isinstance(observation_space, gym.spaces.Box)
-                and len(observation_space.shape) == 1):
+                and len(observation_space.shape) in (1, 3)):
             config_value_error(self,
-                f"{algo} needs a 1-D Box observation space (after the env-to-module "
-                f"connectors), got {observation_space}. For the Platform and Goal envs use "
-                f"env_config={{'scale': True}}; otherwise {FLATTEN_OBSERVATIONS_FIX}."
+                f"{algo} needs a 1-D Box observation space or an (H, W, C) image Box (after "
+                f"the env-to-module connectors), got {observation_space}. For the Platform "
+                f"and Goal envs use env_config={{'scale': True}}; otherwise "
+                f"{FLATTEN_OBSERVATIONS_FIX}."
+            )
+        if image and not np.issubdtype(observation_space.dtype, np.floating):
+            config_value_error(self,
+                f"{algo} encodes image observations with RLlib's CNN, which needs float "
+                f"pixels; got dtype {observation_space.dtype}. Scale the frames to float32 in "
+                "[0, 1] in the env or a connector (e.g. a gymnasium ObservationWrapper)."
+            )
+        if image:
+            from rllib_ext.core.parameterised.torch.networks import ObservationEncoder
+
+            try:
+                ObservationEncoder(observation_space, action_space, self.model_config)
+            except (ValueError, RuntimeError, TypeError) as e:
+                config_value_error(self,
+                    f"{algo} could not build RLlib's CNN encoder for {observation_space} from "
+                    f"model_config (conv_filters={self.model_config.get('conv_filters')}): "
+                    f"{e}. Give filters that fit the image, [[channels, [kh, kw], stride], ...], "
+                    "e.g. config.rl_module(model_config={'conv_filters': [[16, [4, 4], 2], "
+                    "[32, [4, 4], 2]]})."
+                )
+        if image and self.initial_param_weights is not None:
+            config_value_error(self,
+                "initial_param_weights is a linear policy on the observation vector; with "
+                "image observations the passthrough layer reads CNN features, which have no "
+                "hand-made weights. Drop initial_param_weights (initial_params still apply)."
             )
         try:
             layout = layout_from_space(action_space, self.param_layout)

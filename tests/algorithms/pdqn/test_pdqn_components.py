@@ -20,6 +20,7 @@ from rllib_ext.core.parameterised.parameterised_learner import (
     PARAM_HIGH,
     PARAM_LOW,
 )
+from rllib_ext.core.parameterised.torch.networks import ObservationEncoder
 from rllib_ext.hooks import ActionGradientHook
 from tests.helpers.toy_env import ToyHybridEnv
 
@@ -27,10 +28,15 @@ BOX1 = spaces.Box(-1, 1, (1,))
 BOX2 = spaces.Box(-1, 1, (2,))
 
 
+def _vector(n: int) -> ObservationEncoder:
+    """The encoder of an n-feature vector observation (the identity)."""
+    return ObservationEncoder(spaces.Box(-1, 1, (n,)), BOX1, {})
+
+
 def test_multipass_equals_k_single_action_passes():
     torch.manual_seed(0)
     layout = layout_from_space(spaces.Tuple((spaces.Discrete(3), BOX2, BOX1, BOX1)))
-    q = QNet("mpdqn", 5, layout, [16], "relu", None)
+    q = QNet("mpdqn", _vector(5), layout, [16], "relu", None)
     obs, params = torch.randn(7, 5), torch.randn(7, 4)
     out = q(obs, params)
     for a in range(3):
@@ -41,7 +47,7 @@ def test_multipass_equals_k_single_action_passes():
 def test_split_q_feeds_each_action_only_its_parameters():
     torch.manual_seed(0)
     layout = layout_from_space(spaces.Tuple((spaces.Discrete(2), BOX2, BOX1)))
-    q = QNet("spdqn", 3, layout, [8], "relu", None)
+    q = QNet("spdqn", _vector(3), layout, [8], "relu", None)
     obs, params = torch.randn(4, 3), torch.randn(4, 3)
     out = q(obs, params)
     torch.testing.assert_close(out[:, 0], q.nets[0](torch.cat([obs, params[:, :2]], -1))[:, 0])
@@ -100,7 +106,7 @@ def test_initial_policy_is_bias_plus_weights_times_obs():
     from rllib_ext.algorithms.pdqn.torch.default_pdqn_torch_rl_module import ParamNet
 
     weights = [[0.5, 0.0], [0.0, -2.0], [1.0, 1.0]]
-    net = ParamNet(2, 3, [4], "relu", None, [0.1, 0.2, 0.3], False, weights)
+    net = ParamNet(_vector(2), 3, [4], "relu", None, [0.1, 0.2, 0.3], False, weights)
     obs = torch.tensor([[1.0, 2.0], [-1.0, 0.5]])
     expected = torch.tensor([[0.1 + 0.5, 0.2 - 4.0, 0.3 + 3.0], [0.1 - 0.5, 0.2 - 1.0, 0.3 - 0.5]])
     torch.testing.assert_close(net(obs), expected)

@@ -20,6 +20,7 @@ from torch import nn
 
 from rllib_ext.algorithms.paddpg.paddpg_keys import ACTION_SCORES
 from rllib_ext.core.parameterised.torch.networks import (
+    ObservationEncoder,
     hidden_layers,
     make_passthrough,
     mlp,
@@ -33,9 +34,11 @@ from rllib_ext.core.parameterised.torch.parameterised_torch_rl_module import (
 class Actor(nn.Module):
     """State -> (scores (B, K), parameters (B, P)); tanh-bounded with ``squash``."""
 
-    def __init__(self, obs_dim, num_actions, total_params, hiddens, activation, out_std,
-                 initial_params, squash: bool, initial_weights=None):
+    def __init__(self, encoder: ObservationEncoder, num_actions, total_params, hiddens,
+                 activation, out_std, initial_params, squash: bool, initial_weights=None):
         super().__init__()
+        self.encoder = encoder
+        obs_dim = encoder.out_dim
         self.trunk = hidden_layers(obs_dim, hiddens, activation)
         last = hiddens[-1] if len(hiddens) else obs_dim
         self.score_head = output_layer(last, num_actions, out_std)
@@ -45,8 +48,9 @@ class Actor(nn.Module):
         self.squash = squash
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.trunk(obs)
-        scores, params = self.score_head(h), self.param_head(h) + self.passthrough(obs)
+        features = self.encoder(obs)
+        h = self.trunk(features)
+        scores, params = self.score_head(h), self.param_head(h) + self.passthrough(features)
         if self.squash:
             return torch.tanh(scores), torch.tanh(params)
         return scores, params
@@ -55,12 +59,16 @@ class Actor(nn.Module):
 class Critic(nn.Module):
     """(state, scores, parameters) -> Q (B,)."""
 
-    def __init__(self, obs_dim, num_actions, total_params, hiddens, activation, out_std):
+    def __init__(self, encoder: ObservationEncoder, num_actions, total_params, hiddens,
+                 activation, out_std):
         super().__init__()
-        self.net = mlp(obs_dim + num_actions + total_params, hiddens, 1, activation, out_std)
+        self.encoder = encoder
+        self.net = mlp(encoder.out_dim + num_actions + total_params, hiddens, 1, activation,
+                       out_std)
 
     def forward(self, obs, scores, params) -> torch.Tensor:
-        return self.net(torch.cat([obs, scores, params], dim=-1)).squeeze(-1)
+        features = self.encoder(obs)
+        return self.net(torch.cat([features, scores, params], dim=-1)).squeeze(-1)
 
 
 class DefaultPADDPGTorchRLModule(ParameterisedActionTorchRLModule):
@@ -76,12 +84,12 @@ class DefaultPADDPGTorchRLModule(ParameterisedActionTorchRLModule):
     def setup_networks(self):
         cfg = self.model_config
         k, p = self.layout.num_actions, self.layout.total_params
-        self.actor = Actor(self.obs_dim, k, p, cfg["actor_hiddens"], cfg["activation"],
+        self.actor = Actor(self.make_encoder(), k, p, cfg["actor_hiddens"], cfg["activation"],
                            cfg["actor_output_init_std"], cfg["initial_params"], cfg["squash"],
                            cfg.get("initial_param_weights"))
         if not self.inference_only:
-            self.critic = Critic(self.obs_dim, k, p, cfg["critic_hiddens"], cfg["activation"],
-                                 cfg["critic_output_init_std"])
+            self.critic = Critic(self.make_encoder(), k, p, cfg["critic_hiddens"],
+                                 cfg["activation"], cfg["critic_output_init_std"])
             self.target_actor = copy.deepcopy(self.actor).requires_grad_(False)
             self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
 

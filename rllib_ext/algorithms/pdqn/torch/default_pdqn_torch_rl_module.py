@@ -21,37 +21,49 @@ from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.utils.annotations import override
 from torch import nn
 
-from rllib_ext.core.parameterised.torch.networks import make_passthrough, mlp
+from rllib_ext.core.parameterised.torch.networks import (
+    ObservationEncoder,
+    make_passthrough,
+    mlp,
+)
 from rllib_ext.core.parameterised.torch.parameterised_torch_rl_module import (
     ParameterisedActionTorchRLModule,
 )
 
 
 class ParamNet(nn.Module):
-    """State -> all action parameters: an MLP plus the frozen passthrough layer carrying the
-    user-given initial parameters; tanh-bounded with ``squash``."""
+    """State -> all action parameters: its encoder (the identity for vector observations), an
+    MLP plus the frozen passthrough layer carrying the user-given initial parameters;
+    tanh-bounded with ``squash``."""
 
-    def __init__(self, obs_dim, total_params, hiddens, activation, out_std, initial_params,
-                 squash: bool, initial_weights=None):
+    def __init__(self, encoder: ObservationEncoder, total_params, hiddens, activation, out_std,
+                 initial_params, squash: bool, initial_weights=None):
         super().__init__()
+        self.encoder = encoder
         # Reference default for the parameter head without an init std: zero weights.
-        self.body = mlp(obs_dim, hiddens, total_params, activation, out_std, zero_default=True)
-        self.passthrough = make_passthrough(obs_dim, total_params, initial_params,
+        self.body = mlp(encoder.out_dim, hiddens, total_params, activation, out_std,
+                        zero_default=True)
+        self.passthrough = make_passthrough(encoder.out_dim, total_params, initial_params,
                                             initial_weights)
         self.squash = squash
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = self.body(obs) + self.passthrough(obs)
+        features = self.encoder(obs)
+        x = self.body(features) + self.passthrough(features)
         return torch.tanh(x) if self.squash else x
 
 
 class QNet(nn.Module):
-    """(state, all parameters) -> (B, K) Q-values, wired per variant."""
+    """(state, all parameters) -> (B, K) Q-values, wired per variant on the features of its
+    encoder (the identity for vector observations; an image is encoded once, not per pass)."""
 
-    def __init__(self, variant, obs_dim, layout, hiddens, activation, out_std):
+    def __init__(self, variant, encoder: ObservationEncoder, layout, hiddens, activation,
+                 out_std):
         super().__init__()
         self.variant = variant
         self.layout = layout
+        self.encoder = encoder
+        obs_dim = encoder.out_dim
         k, p = layout.num_actions, layout.total_params
         if variant == "spdqn":
             self.nets = nn.ModuleList(
@@ -63,6 +75,7 @@ class QNet(nn.Module):
         self.register_buffer("owner_mask", layout.owner_mask(), persistent=False)
 
     def forward(self, obs: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        obs = self.encoder(obs)
         if self.variant == "pdqn":
             return self.net(torch.cat([obs, params], dim=-1))
         if self.variant == "spdqn":
@@ -92,11 +105,11 @@ class DefaultPDQNTorchRLModule(ParameterisedActionTorchRLModule):
     def setup_networks(self):
         cfg = self.model_config
         self.param_net = ParamNet(
-            self.obs_dim, self.layout.total_params, cfg["param_hiddens"], cfg["activation"],
+            self.make_encoder(), self.layout.total_params, cfg["param_hiddens"], cfg["activation"],
             cfg["param_output_init_std"], cfg["initial_params"], cfg["squash"],
             cfg.get("initial_param_weights"),
         )
-        self.q_net = QNet(cfg["variant"], self.obs_dim, self.layout, cfg["q_hiddens"],
+        self.q_net = QNet(cfg["variant"], self.make_encoder(), self.layout, cfg["q_hiddens"],
                           cfg["activation"], cfg["q_output_init_std"])
         if not self.inference_only:
             self.target_param_net = copy.deepcopy(self.param_net).requires_grad_(False)

@@ -1,8 +1,13 @@
-"""Network builders shared by the parameterised-action modules (the reference's initialisation)."""
+"""Network builders shared by the parameterised-action modules (the reference's initialisation)
+and the observation encoder RLlib's catalog builds for image observations."""
 
 from __future__ import annotations
 
+import gymnasium as gym
 import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.models.base import ENCODER_OUT
+from ray.rllib.core.models.catalog import Catalog
 from torch import nn
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.01), "tanh": nn.Tanh}
@@ -61,3 +66,40 @@ def make_passthrough(obs_dim: int, total_params: int, initial_params,
         else:
             layer.bias.zero_()
     return layer.requires_grad_(False)
+
+
+class ObservationEncoder(nn.Module):
+    """Observation -> the flat features a network reads.
+
+    - 1-D Box: the identity. The reference's networks read the observation itself; the encoder
+      holds no weights and draws no random numbers, so networks built with it are exactly the
+      networks built without it (same weights at the same seed).
+    - 3-D Box (an ``(H, W, C)`` image, float): the CNN RLlib's :class:`Catalog` builds from the
+      RL module's ``model_config`` (``conv_filters``, RLlib's default stack for the image size
+      when unset; ``conv_activation``; ``conv_kernel_initializer`` ...), flattened, as RLlib's
+      built-in modules encode images. Inputs may arrive flat (the replay stores rows); they are
+      reshaped to the image first.
+
+    Attributes:
+        out_dim: Width of the features.
+    """
+
+    def __init__(self, observation_space: gym.spaces.Box, action_space: gym.Space,
+                 model_config: dict):
+        super().__init__()
+        shape = tuple(observation_space.shape)
+        self.image_shape: tuple[int, ...] | None = None
+        if len(shape) == 1:
+            self.cnn = None
+            self.out_dim = int(shape[0])
+            return
+        catalog = Catalog(observation_space, action_space, dict(model_config))
+        self.cnn = catalog.build_encoder(framework="torch")
+        self.image_shape = shape
+        self.out_dim = int(catalog.latent_dims[0])
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.cnn is None:
+            return obs
+        images = obs.reshape(obs.shape[0], *self.image_shape)
+        return self.cnn({Columns.OBS: images})[ENCODER_OUT]

@@ -14,6 +14,7 @@ from ray.rllib.utils.annotations import override
 
 from rllib_ext.core.parameterised.action_layout import layout_from_space
 from rllib_ext.core.parameterised.parameterised_learner import EPSILON_BUFFER
+from rllib_ext.core.parameterised.torch.networks import ObservationEncoder
 
 
 class ParameterisedActionTorchRLModule(TorchRLModule, InferenceOnlyAPI):
@@ -30,7 +31,6 @@ class ParameterisedActionTorchRLModule(TorchRLModule, InferenceOnlyAPI):
     @override(RLModule)
     def setup(self):
         self.layout = layout_from_space(self.action_space, self.model_config.get("param_layout"))
-        self.obs_dim = int(self.observation_space.shape[0])
         # Row a: 1 on action a's parameter slots (noise on the chosen action, masking).
         self.register_buffer("owner_mask", self.layout.owner_mask(), persistent=False)
         # Exploration rate; set by the learner from the schedule and synced with the weights.
@@ -42,6 +42,12 @@ class ParameterisedActionTorchRLModule(TorchRLModule, InferenceOnlyAPI):
     def setup_networks(self) -> None:
         """Builds the networks (and, unless ``self.inference_only``, their targets)."""
         raise NotImplementedError
+
+    def make_encoder(self) -> ObservationEncoder:
+        """A new observation encoder for one network: the identity for vector observations,
+        RLlib's catalog CNN (from ``model_config``) for images. Each network gets its own, so
+        each is trained by its own loss (as RLlib's SAC gives pi and Q separate encoders)."""
+        return ObservationEncoder(self.observation_space, self.action_space, self.model_config)
 
     def greedy(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(discrete action (B,), all parameters (B, P)) of the greedy policy."""
