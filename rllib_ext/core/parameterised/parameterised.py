@@ -36,7 +36,7 @@ from rllib_ext.core.parameterised.parameterised_replay import ParameterisedRepla
 from rllib_ext.core.plain_config import PlainDictConfig
 from rllib_ext.core.random_streams import SeparateEvaluationRandomness
 from rllib_ext.core.replay_training import ReplayTrainingStep
-from rllib_ext.core.rllib_compat import config_value_error
+from rllib_ext.core.rllib_compat import config_value_error, user_model_config
 from rllib_ext.core.spaces import FLATTEN_OBSERVATIONS_FIX, module_spaces
 from rllib_ext.core.threads import limit_torch_threads
 from rllib_ext.core.validation import KnobChecks, is_integer, is_real
@@ -45,6 +45,12 @@ from rllib_ext.hooks import STRATEGIES
 NOISES = ("ou", "gaussian", "uniform", "none")
 DECAY_UNITS = ("episode", "step")
 ACTIVATIONS = ("relu", "leaky_relu", "tanh")
+
+
+#: RLlib ``model_config`` keys of MLP stacks: the parameterised networks take their layers from
+#: training knobs instead, so these are refused rather than silently ignored.
+MLP_MODEL_KEYS = ("fcnet_hiddens", "fcnet_activation", "head_fcnet_hiddens",
+                  "head_fcnet_activation")
 
 
 class ParameterisedActionConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfig):
@@ -250,6 +256,13 @@ class ParameterisedActionConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfi
         if not (isinstance(betas, (list, tuple)) and len(betas) == 2 and all(
                 is_real(b) and 0 <= b < 1 for b in betas)):
             self._knob_error("adam_betas", betas, "two numbers in [0, 1)", (0.9, 0.999))
+        mlp_keys = sorted(key for key in user_model_config(self) if key in MLP_MODEL_KEYS)
+        if mlp_keys:
+            config_value_error(self,
+                f"model_config sets {mlp_keys}, which these networks do not read: their layers "
+                f"are training knobs ({', '.join(self.hidden_knobs)}, activation), as in the "
+                "reference scripts. model_config configures only the image encoder "
+                "(conv_filters, conv_activation, ...); set the layers with config.training().")
         if self.replay_capacity < self.train_batch_size_per_learner:
             config_value_error(self,
                 f"replay_capacity={self.replay_capacity} is smaller than one batch "

@@ -92,6 +92,8 @@ def test_random_weighting_is_unit_norm():
      r"initial_param_weights has shape \(2, 9\).*give 3 rows of 9 numbers"),
     (lambda c: setattr(c, "env_config", {}), "env_config=\\{'scale'"),
     (lambda c: c.environment(ToyHybridEnv).training(param_layout=None), "ambiguous"),
+    (lambda c: c.rl_module(model_config={"fcnet_hiddens": [32]}),
+     r"model_config sets \['fcnet_hiddens'\].*\(q_hiddens, param_hiddens, activation\)"),
 ])
 def test_config_validation(mutate, match):
     config = PDQNConfig().environment("rllib_ext/Platform-v0", env_config={"scale": True})
