@@ -58,3 +58,11 @@ def module_spaces(config) -> tuple[gym.Space, gym.Space]:
               INPUT_ENV_SINGLE_SPACES: (observation_space, action_space)}
     pipeline = config.build_env_to_module_connector(spaces=spaces)
     return pipeline.observation_space, action_space
+
+
+def is_image_space(space: gym.Space) -> bool:
+    """An ``(H, W, C)`` float Box: what RLlib's catalog encodes with a CNN."""
+    import numpy as np
+
+    return (isinstance(space, gym.spaces.Box) and len(space.shape) == 3
+            and np.issubdtype(space.dtype, np.floating))

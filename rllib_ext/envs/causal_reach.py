@@ -25,6 +25,10 @@ sign flips around it and the linear effect fades.
 Episodes last ``max_steps`` (50) steps and end truncated; there is no terminal state. The best
 return is ``sum_i c_i * |x_i,0 - g_i| / step_size`` (about 20 with the defaults: each strong joint
 travels 1..1.5 at 0.1 per step). Observation: the joint positions ``x`` (float32, ``[-1, 1]^A``).
+
+``render_mode="rgb_array"`` draws one column per joint (a bar from the middle to the joint's
+position, the target as a line): with ``env_config={"pixels": [H, W]}`` the env becomes a pixel
+task with the same causal structure.
 """
 
 from __future__ import annotations
@@ -51,10 +55,12 @@ class CausalReachEnv(gym.Env):
         reward_noise: Half-width of the uniform reward noise (0.5; 0 makes r a deterministic
             function of (s, a)).
         max_steps: Episode length (50).
-        render_mode: Only None (no rendering).
+        render_mode: None, or "rgb_array" (see :meth:`render`).
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"]}
+    #: Pixels per joint column and image height of :meth:`render`.
+    COLUMN_WIDTH, HEIGHT = 16, 64
 
     def __init__(
         self,
@@ -105,3 +111,23 @@ class CausalReachEnv(gym.Env):
         self._t += 1
         info = {"progress": progress}
         return self._x.astype(np.float32), reward, False, self._t >= self.max_steps, info
+
+    def render(self):
+        """HEIGHT x (COLUMN_WIDTH * A) x 3 uint8: per joint, a blue bar from the middle (0) to
+        its position (up is +1), the target as a red line, on white."""
+        if self.render_mode != "rgb_array":
+            gym.logger.warn("render() needs CausalReachEnv(render_mode='rgb_array').")
+            return None
+        height, width = self.HEIGHT, self.COLUMN_WIDTH
+        frame = np.full((height, width * len(self._x), 3), 255, np.uint8)
+
+        def row(position: float) -> int:  # +1 -> top row, -1 -> bottom row
+            return int(round((1.0 - position) / 2.0 * (height - 1)))
+
+        middle, target = row(0.0), row(self.target)
+        for i, x in enumerate(self._x):
+            left, right = i * width + 2, (i + 1) * width - 2
+            top, bottom = sorted((middle, row(float(x))))
+            frame[top:bottom + 1, left:right] = (40, 90, 200)
+            frame[target, i * width:(i + 1) * width] = (200, 40, 40)
+        return frame

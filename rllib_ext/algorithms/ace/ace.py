@@ -56,6 +56,7 @@ from rllib_ext.algorithms.ace.torch.default_ace_torch_rl_module import (
     Q_NETWORK_KEY,
     Q_NETWORKS,
     RANDOM_WARMUP_KEY,
+    ACECatalog,
 )
 from rllib_ext.core.non_finite import NonFiniteGuardConfig
 from rllib_ext.core.plain_config import PlainDictConfig
@@ -68,7 +69,7 @@ from rllib_ext.core.replay import (
 )
 from rllib_ext.core.replay_training import ReplayTrainingStep
 from rllib_ext.core.rllib_compat import config_value_error
-from rllib_ext.core.spaces import FLATTEN_OBSERVATIONS_FIX, module_spaces
+from rllib_ext.core.spaces import FLATTEN_OBSERVATIONS_FIX, is_image_space, module_spaces
 from rllib_ext.core.threads import limit_torch_threads
 from rllib_ext.core.validation import KnobChecks, is_integer, is_real
 
@@ -405,13 +406,32 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
                 f"dimension), got {action_space}. For Discrete actions use SAC; flatten other "
                 "Box shapes with a gymnasium action wrapper."
             )
+        image = is_image_space(observation_space)
         if not (isinstance(observation_space, gym.spaces.Box)
-                and len(observation_space.shape) == 1):
+                and len(observation_space.shape) == 1) and not image:
             config_value_error(self,
-                f"ACE needs a 1-D Box observation space (after the env-to-module connectors), "
-                f"got {observation_space}; {FLATTEN_OBSERVATIONS_FIX}."
+                f"ACE needs a 1-D Box observation space or an (H, W, C) float image Box (after "
+                f"the env-to-module connectors), got {observation_space}; "
+                f"{FLATTEN_OBSERVATIONS_FIX}."
             )
-        num_vars = observation_space.shape[0] + action_space.shape[0] + 1
+        if image:
+            if self.q_network != "multi_stream":
+                config_value_error(self,
+                    f"q_network={self.q_network!r} feeds the critics concat(s, a), which an "
+                    f"image observation {observation_space.shape} cannot be part of; use "
+                    "config.training(q_network='multi_stream') (RLlib SAC's critics: the CNN "
+                    "on the image, an MLP on the action, fusion layers).")
+            try:
+                ACECatalog(observation_space, action_space,
+                           dict(self.model_config)).build_encoder(framework="torch")
+            except (ValueError, RuntimeError, TypeError) as e:
+                config_value_error(self,
+                    f"ACE could not build RLlib's CNN encoder for {observation_space} from "
+                    f"model_config (conv_filters={self.model_config.get('conv_filters')}): "
+                    f"{e}. Give filters that fit the image, [[channels, [kh, kw], stride], "
+                    "...], e.g. config.rl_module(model_config={'conv_filters': [[16, [4, 4], "
+                    "2], [32, [4, 4], 2]]}).")
+        num_vars = causal_obs_dim(observation_space) + action_space.shape[0] + 1
         if self.causal_sample_size <= num_vars:
             config_value_error(self,
                 f"causal_sample_size={self.causal_sample_size} must exceed the number of "
@@ -419,6 +439,13 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
                 "config.training(causal_sample_size=10000) (the reference) or at least "
                 f"{20 * num_vars}."
             )
+
+
+def causal_obs_dim(observation_space: gym.spaces.Box) -> int:
+    """Observation variables of the causal fit: every feature of a vector observation (as the
+    reference); none for an image, whose thousands of pixels DirectLiNGAM (O(p^2 n)) cannot
+    take: the fit then estimates a -> r on the actions and the reward alone."""
+    return 0 if is_image_space(observation_space) else int(observation_space.shape[0])
 
 
 class ACE(SeparateEvaluationRandomness, ReplayTrainingStep, SAC):
@@ -460,8 +487,9 @@ class ACE(SeparateEvaluationRandomness, ReplayTrainingStep, SAC):
         limit_torch_threads(config)
         obs_space, action_space = module_spaces(config)
         obs_dim, action_dim = int(np.prod(obs_space.shape)), int(action_space.shape[0])
+        self._causal_obs_dim = causal_obs_dim(obs_space)
         # ``on_algorithm_init`` runs inside super().setup(): the causal state exists first.
-        self.causal = CausalState(config.causal_sample_size, obs_dim, action_dim)
+        self.causal = CausalState(config.causal_sample_size, self._causal_obs_dim, action_dim)
         super().setup(config)
         # SAC's episode replay is not used: ACE keeps transitions in its flat replay.
         self.local_replay_buffer = None
@@ -485,8 +513,8 @@ class ACE(SeparateEvaluationRandomness, ReplayTrainingStep, SAC):
             columns[Columns.ACTIONS] = np.asarray(episode.get_actions(), np.float32).reshape(
                 steps, -1)
             self.replay.add(**columns)
-            self.causal.fifo.add(columns[Columns.OBS], columns[Columns.ACTIONS],
-                                 columns[Columns.REWARDS])
+            self.causal.fifo.add(columns[Columns.OBS][:, :self._causal_obs_dim],
+                                 columns[Columns.ACTIONS], columns[Columns.REWARDS])
             added += steps
         return added
 

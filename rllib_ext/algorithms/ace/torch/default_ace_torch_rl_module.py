@@ -180,11 +180,17 @@ class DefaultACETorchRLModule(DefaultSACTorchRLModule):
         out.update(self.forward_critics(batch))
         return out
 
+    def observations(self, obs: torch.Tensor) -> torch.Tensor:
+        """Replayed observations (flat rows) in the shape the encoders read: images back to
+        ``(B, H, W, C)``; vector observations unchanged."""
+        shape = self.observation_space.shape
+        return obs if len(shape) == 1 else obs.reshape(obs.shape[0], *shape)
+
     def forward_policy(self, batch: dict) -> dict[str, Any]:
         """What the policy and alpha losses need: a ~ pi(.|s) reparameterised, its
         per-dimension log-probs (:data:`LOGP_PER_DIM`) and ``min_j Q_j(s, a)``
         (:data:`Q_CURR`) with the critics frozen, so the policy loss moves only pi."""
-        obs = batch[Columns.OBS]
+        obs = self.observations(batch[Columns.OBS])
         logits = self.pi(self.pi_encoder({Columns.OBS: obs})[ENCODER_OUT])
         out = {Columns.ACTION_DIST_INPUTS: logits}
         actions, out[LOGP_PER_DIM] = squashed_gaussian_sample_per_dim(
@@ -202,7 +208,8 @@ class DefaultACETorchRLModule(DefaultSACTorchRLModule):
         :data:`QF_TWIN_PREDS`), and for the target a' ~ pi(.|s') with its per-dimension
         log-probs (:data:`LOGP_NEXT_PER_DIM`) and ``min_j Q'_j(s', a')``
         (:data:`Q_TARGET_NEXT`), all without gradient into pi or the target critics."""
-        obs, next_obs = batch[Columns.OBS], batch[Columns.NEXT_OBS]
+        obs = self.observations(batch[Columns.OBS])
+        next_obs = self.observations(batch[Columns.NEXT_OBS])
         replayed = {Columns.OBS: obs, Columns.ACTIONS: batch[Columns.ACTIONS]}
         out = {QF_PREDS: self._qf_forward_train_helper(replayed, self.qf_encoder, self.qf)}
         if self.twin_q:

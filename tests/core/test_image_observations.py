@@ -1,7 +1,8 @@
-"""Observation encoders of the parameterised-action modules: the identity for vector
-observations (the networks and their initial weights are exactly those without an encoder),
-RLlib's catalog CNN for image observations (``model_config["conv_filters"]``); the pixel view
-of an env (``env_config={"pixels": [H, W]}``)."""
+"""Image observations: the parameterised-action modules' encoders (the identity for vector
+observations, so the networks and their initial weights are exactly those without an encoder;
+RLlib's catalog CNN for images, ``model_config["conv_filters"]``), ACE on images (RLlib SAC's
+multi-stream critics, the causal fit on actions and reward), and the pixel view of an env
+(``env_config={"pixels": [H, W]}``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 import torch
 from ray.rllib.core.columns import Columns
 
-from rllib_ext import PADDPGConfig, PDQNConfig
+from rllib_ext import ACEConfig, PADDPGConfig, PDQNConfig
 from rllib_ext.core.spaces import module_spaces
 from rllib_ext.envs.pixels import PixelObservations
 from rllib_ext.envs.wrappers import make
@@ -157,5 +158,66 @@ def test_pdqn_trains_on_pixels(ray_session):
         # The CNN learns through the Q loss.
         assert any(not torch.equal(after[k], v) for k, v in before.items())
         assert algo.replay.sample(2)[Columns.OBS].shape == (2, 16 * 48 * 2)
+    finally:
+        algo.stop()
+
+
+# -- ACE -----------------------------------------------------------------------------------------
+
+REACH_PIXELS = {"influence": [1.0, 0.0], "max_steps": 20, "pixels": [16, 16]}
+REACH_FILTERS = [[4, [4, 4], 4], [8, [2, 2], 2]]  # 16x16 -> 4x4 -> 2x2: 32 features
+
+
+def _ace_pixels(**training):
+    return (
+        ACEConfig()
+        .environment("rllib_ext/CausalReach-v0", env_config=REACH_PIXELS)
+        .env_runners(num_env_runners=0, rollout_fragment_length=10)
+        .training(**{"train_batch_size_per_learner": 16,
+                     "num_steps_sampled_before_learning_starts": 32,
+                     "random_warmup_steps": 30, "causal_sample_size": 40,
+                     "causal_update_interval": 40, "causal_worker_num_cpus": 0,
+                     "q_network": "multi_stream",
+                     "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 500},
+                     **training})
+        .rl_module(model_config={"fcnet_hiddens": [8], "conv_filters": REACH_FILTERS,
+                                 "fusionnet_hiddens": [8], "head_fcnet_hiddens": [8]})
+        .reporting(min_sample_timesteps_per_iteration=20, min_time_s_per_iteration=0)
+        .debugging(seed=0)
+    )
+
+
+def test_causal_reach_renders_one_bar_per_joint():
+    env = make("rllib_ext/CausalReach-v0", influence=[1.0, 0.0, 0.5], render_mode="rgb_array")
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.shape == (64, 48, 3) and frame.dtype == np.uint8
+    blue = (frame == (40, 90, 200)).all(axis=-1)
+    # Joints start in [-1, -0.5]: each bar runs from the middle row down, inside its column.
+    for joint in range(3):
+        rows = np.flatnonzero(blue[:, joint * 16:(joint + 1) * 16].any(axis=1))
+        assert rows.min() == 32 and 47 <= rows.max() <= 63
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"q_network": "concat"}, r"q_network='concat' .*q_network='multi_stream'"),
+    ({"causal_sample_size": 3}, r"causal_sample_size=3 must exceed .*\(3 = obs \+ actions"),
+], ids=["concat-critics", "causal-variables-without-pixels"])
+def test_ace_image_configs_that_cannot_work_are_refused_with_the_fix(change, match):
+    with pytest.raises(ValueError, match=match):
+        _ace_pixels(**change).validate()
+
+
+def test_ace_trains_on_pixels_with_a_causal_fit_on_actions_and_reward(ray_session):
+    algo = _ace_pixels().build_algo()
+    try:
+        for _ in range(4):
+            result = algo.train()
+        module = algo.get_module()
+        assert module.observation_space.shape == (16, 16, 2)
+        assert any(isinstance(m, torch.nn.Conv2d) for m in module.pi_encoder.modules())
+        # The FIFO holds actions and reward only (2 + 1 columns): no pixel variables.
+        assert algo.causal.fifo.obs_dim == 0
+        assert result["env_runners"]["num_env_steps_sampled_lifetime"] >= 80
     finally:
         algo.stop()
