@@ -63,6 +63,19 @@ class ActionLayout:
         parts = tuple(self.split(params))
         return (k, parts) if self.form == NESTED else (k, *parts)
 
+    def from_env(self, action) -> tuple[torch.Tensor, torch.Tensor]:
+        """The inverse of :meth:`to_env` for batched tensors: the env's action structure ->
+        (discrete (B,) long, flat params (B, P) in the parts' dtype)."""
+        k, rest = action[0], action[1:]
+        if self.form == NESTED:
+            rest = rest[0]
+        k = torch.as_tensor(k).long().reshape(-1)
+        boxes = [torch.as_tensor(part).reshape(k.shape[0], -1) if torch.as_tensor(part).numel()
+                 else torch.zeros(k.shape[0], 0, device=k.device) for part in rest]
+        if not boxes:
+            return k, torch.zeros(k.shape[0], 0, device=k.device)
+        return k, torch.cat(boxes, dim=-1)
+
 
 def _is_1d_box(space) -> bool:
     return isinstance(space, spaces.Box) and len(space.shape) == 1
