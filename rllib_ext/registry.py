@@ -38,6 +38,14 @@ ENVIRONMENTS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+#: Multi-agent environment id -> "module:Class" (an RLlib ``MultiAgentEnv`` taking the env
+#: config), registered with RLlib/Tune only (gymnasium's registry is for single-agent envs).
+MULTI_AGENT_ENVIRONMENTS: dict[str, str] = {
+    # Two players race across the Platform level (rllib_ext.envs.platform_race).
+    "rllib_ext/PlatformRace-v0": "rllib_ext.envs.platform_race:PlatformRaceEnv",
+}
+
+
 def load(path: str):
     """Imports ``"package.module:attr"``."""
     module, _, attr = path.partition(":")
@@ -82,3 +90,5 @@ def register() -> None:
         if env_id not in gym.envs.registry:
             gym.register(id=env_id, entry_point=entry_point, **kwargs)
         register_env(env_id, _env_creator(env_id))
+    for env_id, path in MULTI_AGENT_ENVIRONMENTS.items():
+        register_env(env_id, load(path))

@@ -90,9 +90,9 @@ def resolve_env(name: str) -> UserEnv:
     import gymnasium as gym
 
     from rllib_ext.core.rllib_compat import tune_env_registered
-    from rllib_ext.registry import ENVIRONMENTS
+    from rllib_ext.registry import ENVIRONMENTS, MULTI_AGENT_ENVIRONMENTS
 
-    if name in ENVIRONMENTS or name in gym.envs.registry:
+    if name in ENVIRONMENTS or name in MULTI_AGENT_ENVIRONMENTS or name in gym.envs.registry:
         return UserEnv(name, REGISTERED)
     if ":" in name:
         module_name, _, attr = name.partition(":")
@@ -299,14 +299,15 @@ def _is_gym_id(env_id: str) -> bool:
 def _unknown(name: str) -> str:
     import gymnasium as gym
 
-    from rllib_ext.registry import ENVIRONMENTS
+    from rllib_ext.registry import ENVIRONMENTS, MULTI_AGENT_ENVIRONMENTS
 
-    known = sorted(ENVIRONMENTS) + sorted(gym.envs.registry)
+    ours = sorted(ENVIRONMENTS) + sorted(MULTI_AGENT_ENVIRONMENTS)
+    known = ours + sorted(gym.envs.registry)
     close = difflib.get_close_matches(name, known, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return (
         f"unknown env {name!r}.{hint} Use a gymnasium id (e.g. 'CartPole-v1'), an rllib_ext "
-        f"env ({', '.join(sorted(ENVIRONMENTS)) or 'none registered'}), a name registered "
+        f"env ({', '.join(ours) or 'none registered'}), a name registered "
         "with ray.tune.register_env, or your own env as 'module:Class' / 'module:factory' "
         "(called with env_config) or 'module:Id-v0' (a gymnasium id the module registers); "
         "`rllib-ext list` shows the rllib_ext environments."

@@ -155,6 +155,9 @@ def load_experiment(name: str | Path) -> Experiment:
     default_config = algo_cls.get_default_config()
     for section, kwargs in sections.items():
         _check_section(where, default_config, section, kwargs)
+    if "multi_agent" in sections:
+        sections = {**sections, "multi_agent": _multi_agent_section(where,
+                                                                    sections["multi_agent"])}
 
     stop = raw.get("stop") or {}
     if not isinstance(stop, dict) or not stop:
@@ -275,6 +278,7 @@ def _check_section(where: str, config, section: str, kwargs) -> None:
             "resources",
             "callbacks",
             "framework",
+            "multi_agent",
         )
         if callable(getattr(config, name, None))
     ]
@@ -294,7 +298,34 @@ def _check_section(where: str, config, section: str, kwargs) -> None:
                 f"unknown key {key!r} in config.{section}.{did_you_mean(key, params)} "
                 f"Valid keys: {', '.join(sorted(params))}.",
             )
-        _check_type(f"{where}: config.{section}.{key}", getattr(config, key, None), value)
+        if section != "multi_agent":  # RLlib takes a set, list or dict of policies there
+            _check_type(f"{where}: config.{section}.{key}", getattr(config, key, None), value)
+
+
+def _multi_agent_section(where: str, kwargs: dict) -> dict:
+    """``config.multi_agent`` arguments from YAML: ``policies`` a list of ids (a set for
+    RLlib), ``policy_mapping_fn`` (and a callable ``policies_to_train``) as
+    ``"module:function"``, imported here so a typo fails before Ray starts."""
+    from rllib_ext.registry import load
+
+    resolved = dict(kwargs)
+    if isinstance(resolved.get("policies"), list):
+        resolved["policies"] = set(resolved["policies"])
+    for key in ("policy_mapping_fn", "policies_to_train"):
+        value = resolved.get(key)
+        if isinstance(value, str):
+            if ":" not in value:
+                fail(where, f"config.multi_agent.{key} must name a function as "
+                            f"'module:function', got {value!r}.")
+            try:
+                resolved[key] = load(value)
+            except (ImportError, AttributeError) as e:
+                fail(where, f"config.multi_agent.{key}={value!r} cannot be imported: {e}")
+    if "policy_mapping_fn" in kwargs and not callable(resolved["policy_mapping_fn"]):
+        fail(where, "config.multi_agent.policy_mapping_fn must be 'module:function' (called "
+                    "with agent_id, episode), got "
+                    f"{kwargs['policy_mapping_fn']!r}.")
+    return resolved
 
 
 def _check_type(where: str, default, value) -> None:

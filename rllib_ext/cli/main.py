@@ -479,7 +479,7 @@ def _cmd_plot(args) -> int:
 def _cmd_list(args) -> int:
     from rllib_ext.cli.config_file import list_config_files, load_experiment
     from rllib_ext.cli.schema import ConfigError
-    from rllib_ext.registry import ALGORITHMS, ENVIRONMENTS, load
+    from rllib_ext.registry import ALGORITHMS, ENVIRONMENTS, MULTI_AGENT_ENVIRONMENTS, load
 
     print("algorithms (Tune name: class):")
     for name, path in ALGORITHMS.items():
@@ -489,6 +489,8 @@ def _cmd_list(args) -> int:
     print("environments:")
     for env_id, (entry, _) in ENVIRONMENTS.items():
         print(f"  {env_id:<28} {entry}")
+    for env_id, entry in MULTI_AGENT_ENVIRONMENTS.items():
+        print(f"  {env_id:<28} {entry}  (multi-agent)")
     if not ENVIRONMENTS:
         print("  (none yet)")
     print("configs (pass criterion):")

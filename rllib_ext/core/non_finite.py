@@ -15,7 +15,10 @@ which checks each step's observation and reward before RLlib's env runner sees t
   the value and the step.
 
 A non-finite *reset* observation cannot be dropped (there is no step to cut): it always
-raises.
+raises. In a **multi-agent** env (:class:`GuardedMultiAgentEnvRunner`) a NaN/inf observation
+or reward of any agent always raises, whatever the mode: a dropped step there would have to be
+cut from every agent's episode at once, which RLlib's multi-agent episodes offer no safe way
+to do, and stopping is the one behaviour that never trains on the bad values.
 
 **Gradient steps.** :class:`SkipNonFiniteGradients` (mixin for the torch learners) skips an
 optimizer step whose gradients hold a NaN/inf (a non-finite loss gives those) and counts it in
@@ -35,6 +38,7 @@ import torch
 from gymnasium.vector import AsyncVectorEnv, SyncVectorEnv
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
+from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import ALL_MODULES
@@ -67,7 +71,9 @@ def first_non_finite(value: Any, name: str) -> tuple[str, Any] | None:
             if found:
                 return found
         return None
-    if isinstance(value, (tuple, list)):
+    if isinstance(value, (tuple, list)) or (isinstance(value, np.ndarray)
+                                            and value.dtype == object):
+        # (A vector multi-agent env returns one dict per sub-env in an object array.)
         for i, item in enumerate(value):
             found = first_non_finite(item, f"{name}[{i}]")
             if found:
@@ -205,6 +211,34 @@ class GuardedEnvRunner(SingleAgentEnvRunner):
         return episodes
 
 
+class GuardedMultiAgentEnvRunner(MultiAgentEnvRunner):
+    """RLlib's ``MultiAgentEnvRunner`` that raises :class:`NonFiniteEnvDataError` on a NaN/inf
+    observation or reward of any agent, at reset or step (both modes: see the module
+    docstring). The plugin's multi-agent configs use it; a custom class must subclass it."""
+
+    def _check(self, observations, rewards, when: str) -> None:
+        found = first_non_finite(rewards, "reward") or first_non_finite(observations,
+                                                                         "observation")
+        if found:
+            raise NonFiniteEnvDataError(
+                f"Multi-agent env {str(self.config.env)!r} returned {found[0]}={found[1]} "
+                f"{when} (sub-env index, then agent id). Multi-agent runs stop on non-finite "
+                "env data whatever non_finite_env_data says; fix the env.")
+
+    @override(MultiAgentEnvRunner)
+    def _try_env_reset(self, *args, **kwargs):
+        results = super()._try_env_reset(*args, **kwargs)
+        self._check(results[0], None, "at reset")
+        return results
+
+    @override(MultiAgentEnvRunner)
+    def _try_env_step(self, actions):
+        results = super()._try_env_step(actions)
+        if isinstance(results, tuple):  # ENV_STEP_FAILURE otherwise
+            self._check(results[0], results[1], "at a step")
+        return results
+
+
 class NonFiniteGuardConfig:
     """Mixin for the plugin's ``AlgorithmConfig`` subclasses: the ``non_finite_env_data``
     knob and :class:`GuardedEnvRunner` as the env runner class."""
@@ -230,15 +264,26 @@ class NonFiniteGuardConfig:
             self.non_finite_env_data = non_finite_env_data
         return self
 
+    def multi_agent(self, **kwargs):
+        """RLlib's ``AlgorithmConfig.multi_agent``; a config that becomes multi-agent (or
+        single-agent again) switches between the plugin's two guarded env runners, unless the
+        user set a class of their own."""
+        super().multi_agent(**kwargs)
+        if self.env_runner_cls in (GuardedEnvRunner, GuardedMultiAgentEnvRunner):
+            self.env_runner_cls = (GuardedMultiAgentEnvRunner if self.is_multi_agent
+                                   else GuardedEnvRunner)
+        return self
+
     def validate(self) -> None:
         super().validate()
         self.check_choice("non_finite_env_data", NON_FINITE_MODES, method="env_runners")
+        guarded = GuardedMultiAgentEnvRunner if self.is_multi_agent else GuardedEnvRunner
         if not (isinstance(self.env_runner_cls, type)
-                and issubclass(self.env_runner_cls, GuardedEnvRunner)):
+                and issubclass(self.env_runner_cls, guarded)):
             config_value_error(self,
                 f"env_runner_cls={self.env_runner_cls!r} does not guard against non-finite env "
-                "data; subclass rllib_ext.core.non_finite.GuardedEnvRunner instead of "
-                "SingleAgentEnvRunner, or leave env_runner_cls unset.")
+                f"data; subclass rllib_ext.core.non_finite.{guarded.__name__} instead of "
+                f"{guarded.__mro__[1].__name__}, or leave env_runner_cls unset.")
 
 
 def gradients_finite(gradients) -> bool:

@@ -55,7 +55,8 @@ class ReplayTrainingStep:
         self.metrics.aggregate(env_runner_results, key=ENV_RUNNER_RESULTS)
         with self.metrics.log_time((TIMERS, REPLAY_BUFFER_ADD_DATA_TIMER)):
             new_steps = self.store_episodes(episodes)
-        self.metrics.log_value(REPLAY_SIZE_KEY, len(self.replay), window=1)
+        self.metrics.log_value(REPLAY_SIZE_KEY, getattr(self.replay, "total_size",
+                                                        len(self.replay)), window=1)
         return new_steps
 
     def owed_updates(self, new_steps: int) -> int:
@@ -91,13 +92,15 @@ class ReplayTrainingStep:
             self.replay.set_state(state[REPLAY_STATE_KEY])
 
     def learn_on(self, data: dict, timesteps: dict) -> list[dict]:
-        """All rows of ``data`` as one RLlib minibatch: the learners cut it into consecutive
-        ``train_batch_size_per_learner`` batches, one gradient step each, so RLlib's
-        per-minibatch slicing and logging run once per ``training_step``."""
-        rows = len(next(iter(data.values())))
+        """All rows of ``data`` (``{module_id: columns}``) as one RLlib minibatch: the learners
+        cut it into consecutive ``train_batch_size_per_learner`` batches, one gradient step
+        each (every module's rows side by side), so RLlib's per-minibatch slicing and logging
+        run once per ``training_step``."""
+        rows = max(len(next(iter(columns.values()))) for columns in data.values())
         with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
             learner_results = self.learner_group.update(
-                batch=MultiAgentBatch({"default_policy": SampleBatch(data)}, env_steps=rows),
+                batch=MultiAgentBatch({module_id: SampleBatch(columns)
+                                       for module_id, columns in data.items()}, env_steps=rows),
                 minibatch_size=None, num_epochs=1, shuffle_batch_per_epoch=False,
                 timesteps=timesteps)
             self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)

@@ -66,3 +66,26 @@ def is_image_space(space: gym.Space) -> bool:
 
     return (isinstance(space, gym.spaces.Box) and len(space.shape) == 3
             and np.issubdtype(space.dtype, np.floating))
+
+
+def policy_spaces(config) -> dict[str, tuple[gym.Space, gym.Space]]:
+    """``{module_id: (observation_space, action_space)}`` the config's RL modules are built for:
+    single-agent, the one module's :func:`module_spaces`; multi-agent, every policy's spaces as
+    RLlib infers them from the env and ``config.multi_agent(policies=...)``
+    (``AlgorithmConfig.get_multi_agent_setup``: a ``PolicySpec``'s own spaces, else those of
+    the agents mapped to it)."""
+    if not config.is_multi_agent:
+        from ray.rllib.core.rl_module.rl_module import DEFAULT_MODULE_ID
+
+        return {DEFAULT_MODULE_ID: module_spaces(config)}
+    from ray.rllib.env.env_context import EnvContext
+
+    from rllib_ext.core.rllib_compat import env_creator
+
+    env = env_creator(config)(EnvContext(config.env_config, worker_index=0, num_workers=0))
+    try:
+        policies, _ = config.get_multi_agent_setup(env=env)
+    finally:
+        env.close()
+    return {policy_id: (spec.observation_space, spec.action_space)
+            for policy_id, spec in policies.items()}

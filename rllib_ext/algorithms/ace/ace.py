@@ -34,7 +34,7 @@ from ray.exceptions import RayActorError
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.sac.sac import SAC, SACConfig
 from ray.rllib.core.columns import Columns
-from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.core.rl_module.rl_module import DEFAULT_MODULE_ID, RLModuleSpec
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import (
     ENV_RUNNER_RESULTS,
@@ -530,7 +530,7 @@ class ACE(SeparateEvaluationRandomness, ReplayTrainingStep, SAC):
             data[IS_WEIGHTS] = weights
             if self.replay.prioritized:
                 data[REPLAY_INDEX] = idx
-        learner_results = self.learn_on(data, timesteps={
+        learner_results = self.learn_on({DEFAULT_MODULE_ID: data}, timesteps={
             NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
                 (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)})
         if self.replay.prioritized:

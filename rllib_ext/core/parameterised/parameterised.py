@@ -13,6 +13,8 @@ import gymnasium as gym
 import numpy as np
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
+from ray.rllib.env import INPUT_ENV_SINGLE_SPACES, INPUT_ENV_SPACES
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import (
     ENV_RUNNER_RESULTS,
@@ -32,12 +34,12 @@ from rllib_ext.core.parameterised.parameterised_learner import (
     EPSILON_BUFFER,
     scheduled_epsilon,
 )
-from rllib_ext.core.parameterised.parameterised_replay import ParameterisedReplay
+from rllib_ext.core.parameterised.parameterised_replay import ModuleReplays, ParameterisedReplay
 from rllib_ext.core.plain_config import PlainDictConfig
 from rllib_ext.core.random_streams import SeparateEvaluationRandomness
 from rllib_ext.core.replay_training import ReplayTrainingStep
 from rllib_ext.core.rllib_compat import config_value_error, user_model_config
-from rllib_ext.core.spaces import FLATTEN_OBSERVATIONS_FIX, module_spaces
+from rllib_ext.core.spaces import FLATTEN_OBSERVATIONS_FIX, policy_spaces
 from rllib_ext.core.threads import limit_torch_threads
 from rllib_ext.core.validation import KnobChecks, is_integer, is_real
 from rllib_ext.hooks import STRATEGIES
@@ -281,12 +283,9 @@ class ParameterisedActionConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfi
                 f"{self.num_steps_sampled_before_learning_starts} must be at least one batch "
                 f"({self.train_batch_size_per_learner}) so the first update has data."
             )
-        if self.is_multi_agent:
-            config_value_error(self,
-                f"{algo} supports single-agent envs only; remove config.multi_agent()."
-            )
         if self.env is not None:
-            self.validate_spaces(*module_spaces(self))
+            for observation_space, action_space in policy_spaces(self).values():
+                self.validate_spaces(observation_space, action_space)
 
     def validate_spaces(self, observation_space: gym.Space, action_space: gym.Space) -> None:
         """Rejects spaces the networks cannot handle, with the accepted forms and the fix."""
@@ -371,14 +370,30 @@ class ParameterisedActionAlgorithm(SeparateEvaluationRandomness, ReplayTrainingS
     def setup(self, config: ParameterisedActionConfig) -> None:
         limit_torch_threads(config)
         super().setup(config)
-        obs_space, action_space = module_spaces(self.config)
-        self.action_layout = layout_from_space(action_space, self.config.param_layout)
-        self.replay = ParameterisedReplay(
-            self.config.replay_capacity, int(np.prod(obs_space.shape)),
-            self.action_layout.total_params,
-            extra_columns=self.replay_extra_columns(self.action_layout), seed=self.config.seed,
-        )
+        replays, layouts = {}, {}
+        for index, module_id in enumerate(self.trained_module_ids()):
+            obs_space, action_space = self.spaces[module_id]
+            layout = layout_from_space(action_space, self.config.param_layout)
+            # Module i samples with seed + i: the single-agent replay keeps the seed.
+            seed = None if self.config.seed is None else self.config.seed + index
+            replays[module_id] = ParameterisedReplay(
+                self.config.replay_capacity, int(np.prod(obs_space.shape)),
+                layout.total_params, extra_columns=self.replay_extra_columns(layout), seed=seed)
+            layouts[module_id] = layout
+        self.replay = ModuleReplays(replays, layouts)
         self._runners_epsilon: float | None = None  # the ε last set on the env runners
+
+    def trained_module_ids(self) -> list[str]:
+        """The RL modules the learners train (``policies_to_train``; all by default), in the
+        order of ``config.policies``: each gets a replay."""
+        module_ids = [module_id for module_id in self.spaces
+                      if module_id not in (INPUT_ENV_SPACES, INPUT_ENV_SINGLE_SPACES)]
+        to_train = self.config.policies_to_train
+        if to_train is None:
+            return module_ids
+        if callable(to_train):
+            return [module_id for module_id in module_ids if to_train(module_id, None)]
+        return [module_id for module_id in module_ids if module_id in set(to_train)]
 
     def set_runners_epsilon(self, epsilon: float) -> None:
         """Sets ε on every env runner when the schedule moved (once per episode while it
@@ -388,9 +403,19 @@ class ParameterisedActionAlgorithm(SeparateEvaluationRandomness, ReplayTrainingS
         if epsilon == self._runners_epsilon:
             return
 
+        trained = set(self.replay.replays)
+
         def set_epsilon(env_runner):
-            if env_runner.module is not None:  # a local runner beside remote ones has none
-                getattr(env_runner.module, EPSILON_BUFFER).fill_(epsilon)
+            # The trained modules only: a frozen policy (not in policies_to_train) keeps the
+            # exploration its weights came with. A local runner beside remote ones has none.
+            module = env_runner.module
+            if module is None:
+                return
+            modules = module.items() if isinstance(module, MultiRLModule) else [
+                (next(iter(trained)), module)]
+            for module_id, single in modules:
+                if module_id in trained:
+                    getattr(single, EPSILON_BUFFER).fill_(epsilon)
 
         self.env_runner_group.foreach_env_runner(set_epsilon, local_env_runner=True)
         self._runners_epsilon = epsilon
@@ -405,7 +430,7 @@ class ParameterisedActionAlgorithm(SeparateEvaluationRandomness, ReplayTrainingS
 
     @override(ReplayTrainingStep)
     def store_episodes(self, episodes) -> int:
-        return self.replay.add_episodes(episodes, self.action_layout)
+        return self.replay.add_episodes(episodes)
 
     @override(Algorithm)
     def training_step(self) -> None:
@@ -421,5 +446,6 @@ class ParameterisedActionAlgorithm(SeparateEvaluationRandomness, ReplayTrainingS
         if num_updates == 0:
             return
         with self.metrics.log_time((TIMERS, REPLAY_BUFFER_SAMPLE_TIMER)):
-            data = self.replay.sample(num_updates * self.config.total_train_batch_size)
+            data = self.replay.sample_modules(
+                num_updates * self.config.total_train_batch_size)
         self.sync_runner_weights(self.learn_on(data, timesteps))

@@ -58,6 +58,8 @@ class EpsilonScheduleLearner(Learner):
         super().before_gradient_based_update(timesteps=timesteps)
         epsilon = scheduled_epsilon(self.config, timesteps)
         for module_id in self.module.keys():
+            if not self.should_module_be_updated(module_id):
+                continue  # a frozen policy keeps its exploration rate (policies_to_train)
             getattr(self.module[module_id].unwrapped(), EPSILON_BUFFER).fill_(epsilon)
             # The value in force at the end of the iteration: RLlib merges the results of an
             # iteration's updates (and learners) into one, and ε never rises (validate()

@@ -57,3 +57,80 @@ class ParameterisedReplay(TransitionReplay):
             })
             added += steps
         return added
+
+
+class ModuleReplays:
+    """One :class:`ParameterisedReplay` per trained RL module: the replay of the parameterised
+    algorithms, single- and multi-agent alike (single-agent: the one module
+    ``"default_policy"``).
+
+    Multi-agent episode chunks are split into their agents' single-agent chunks, and each goes
+    to the replay of the module its agent maps to (``MultiAgentEpisode.module_for``); agents of
+    modules not trained (``policies_to_train``) are skipped. Learning starts once *every*
+    trained module's replay holds a batch's worth (``len`` is the smallest replay), so no
+    module trains on a handful of transitions repeated.
+
+    Args:
+        replays: ``{module_id: replay}``.
+        layouts: ``{module_id: the module's action layout}``.
+    """
+
+    def __init__(self, replays: dict[str, ParameterisedReplay], layouts: dict[str, ActionLayout]):
+        self.replays, self.layouts = dict(replays), dict(layouts)
+
+    def __len__(self) -> int:
+        return min(len(replay) for replay in self.replays.values())
+
+    def __getitem__(self, module_id: str) -> ParameterisedReplay:
+        return self.replays[module_id]
+
+    @property
+    def total_size(self) -> int:
+        """Transitions stored over all modules."""
+        return sum(len(replay) for replay in self.replays.values())
+
+    def add_episodes(self, episodes) -> int:
+        """Stores every new step of single- or multi-agent episode chunks; returns the number
+        of env steps (not agent steps) they hold."""
+        from ray.rllib.env.multi_agent_episode import MultiAgentEpisode
+
+        env_steps = 0
+        for episode in episodes:
+            if isinstance(episode, MultiAgentEpisode):
+                for agent_id, agent_episode in episode.agent_episodes.items():
+                    module_id = episode.module_for(agent_id)
+                    if module_id in self.replays:
+                        self.replays[module_id].add_episodes([agent_episode],
+                                                             self.layouts[module_id])
+                env_steps += episode.env_steps()
+            else:
+                (module_id,) = self.replays
+                env_steps += self.replays[module_id].add_episodes([episode],
+                                                                  self.layouts[module_id])
+        return env_steps
+
+    def __getattr__(self, name: str):
+        replays = self.__dict__.get("replays", {})
+        if len(replays) == 1:
+            return getattr(next(iter(replays.values())), name)
+        raise AttributeError(f"{name!r}: with several modules pick one replay first, "
+                             f"replay[module_id] (modules {sorted(replays)}).")
+
+    def sample_modules(self, n: int) -> dict[str, dict[str, np.ndarray]]:
+        """``{module_id: n uniformly drawn transitions}`` from every module's replay."""
+        return {module_id: replay.sample(n) for module_id, replay in self.replays.items()}
+
+    def get_state(self) -> dict:
+        """The one replay's state (single module), else ``{module_id: state}``."""
+        if len(self.replays) == 1:
+            return next(iter(self.replays.values())).get_state()
+        return {module_id: replay.get_state() for module_id, replay in self.replays.items()}
+
+    def set_state(self, state: dict) -> None:
+        """Restores what :meth:`get_state` returned."""
+        if len(self.replays) == 1:
+            next(iter(self.replays.values())).set_state(state)
+            return
+        for module_id, replay in self.replays.items():
+            if module_id in state:
+                replay.set_state(state[module_id])
