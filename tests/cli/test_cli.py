@@ -65,6 +65,31 @@ def test_bad_config_exits_2_with_message(tmp_path, capsys, old, new, message):
     assert "Traceback" not in err
 
 
+RACE = Path(__file__).resolve().parents[2] / "configs" / "pdqn" / "platform_race.yaml"
+
+
+@pytest.mark.parametrize("mapping, message", [
+    ("rllib_ext.envs.platform_race:no_such_fn",
+     "config.multi_agent.policy_mapping_fn='rllib_ext.envs.platform_race:no_such_fn' cannot "
+     "be imported"),
+    ("policy_per_player", "must name a function as 'module:function'"),
+])
+def test_bad_multi_agent_section_exits_2_with_message(tmp_path, capsys, mapping, message):
+    text = RACE.read_text().replace(
+        "rllib_ext.envs.platform_race:policy_per_player", mapping)
+    assert main(["train", str(_write(tmp_path, text))]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_multi_agent_section_builds_rllibs_multi_agent_config():
+    from rllib_ext.envs.platform_race import policy_per_player
+
+    config = load_experiment(RACE).build_config(seed=0)
+    assert config.is_multi_agent and set(config.policies) == {"player_0", "player_1"}
+    assert config.policy_mapping_fn is policy_per_player
+
+
 def test_missing_config_file_exits_2(capsys):
     assert main(["train", "configs/nope.yaml"]) == 2
     assert "not found" in capsys.readouterr().err
