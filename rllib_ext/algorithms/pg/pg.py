@@ -16,7 +16,8 @@ import gymnasium as gym
 import numpy as np
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
-from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.core.rl_module.rl_module import DEFAULT_MODULE_ID, RLModuleSpec
+from ray.rllib.env.multi_agent_episode import MultiAgentEpisode
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import (
     ALL_MODULES,
@@ -37,7 +38,7 @@ from rllib_ext.core.non_finite import NonFiniteGuardConfig
 from rllib_ext.core.plain_config import PlainDictConfig
 from rllib_ext.core.random_streams import SeparateEvaluationRandomness
 from rllib_ext.core.rllib_compat import config_value_error
-from rllib_ext.core.spaces import FLATTEN_OBSERVATIONS_FIX, module_spaces
+from rllib_ext.core.spaces import FLATTEN_OBSERVATIONS_FIX, policy_spaces
 from rllib_ext.core.threads import limit_torch_threads
 from rllib_ext.core.validation import KnobChecks
 
@@ -236,10 +237,6 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
                 f"{self.num_epochs}, minibatch_size={self.minibatch_size}): reusing on-policy "
                 "data without importance weights biases the gradient. Remove these settings."
             )
-        if self.is_multi_agent:
-            config_value_error(self,
-                "PG supports single-agent environments only; remove config.multi_agent(...)."
-            )
         if self.model_config.get("use_attention"):
             config_value_error(self,
                 "PG's default module is feed-forward or LSTM; remove use_attention from "
@@ -254,7 +251,8 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
                 "'time_mean' or 'none' and off_policy_reuse=0."
             )
         if self.env is not None:
-            self._validate_action_space(module_spaces(self)[1])
+            for _, action_space in policy_spaces(self).values():
+                self._validate_action_space(action_space)
 
     def _validate_off_policy_reuse(self) -> None:
         self.check_number("off_policy_reuse", low=0, integer=True, example=0)
@@ -296,8 +294,9 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
                 f"baseline='value' fits V to the reward-to-go of fresh data (got reward_to_go="
                 f"{self.reward_to_go}, off_policy_reuse={self.off_policy_reuse}); set "
                 "config.training(reward_to_go=True, off_policy_reuse=0) or another baseline.")
-        if self.env is not None:
-            observation_space = module_spaces(self)[0]
+        if self.env is None:
+            return
+        for observation_space, _ in policy_spaces(self).values():
             if not (isinstance(observation_space, gym.spaces.Box)
                     and len(observation_space.shape) == 1):
                 config_value_error(self,
@@ -316,6 +315,25 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
             )
 
 
+def per_module(episodes, ages) -> dict[str, tuple[list, list[int]]]:
+    """``{module_id: (single-agent episodes, their ages)}``: a multi-agent episode splits into
+    its agents' episodes, each under the module its agent maps to; single-agent episodes all
+    belong to the default module. The baselines and advantage statistics are per module, over
+    that module's share of the batch."""
+    groups: dict[str, tuple[list, list[int]]] = {}
+    for episode, age in zip(episodes, ages, strict=True):
+        if isinstance(episode, MultiAgentEpisode):
+            parts = [(episode.module_for(agent_id), agent_episode)
+                     for agent_id, agent_episode in episode.agent_episodes.items()]
+        else:
+            parts = [(DEFAULT_MODULE_ID, episode)]
+        for module_id, part in parts:
+            group = groups.setdefault(module_id, ([], []))
+            group[0].append(part)
+            group[1].append(age)
+    return groups
+
+
 class PG(SeparateEvaluationRandomness, Algorithm):
     """REINFORCE with baselines and importance-weighted reuse. Tune name: ``"PG"``."""
 
@@ -332,16 +350,19 @@ class PG(SeparateEvaluationRandomness, Algorithm):
         # episode keeps the behaviour log-probs its env runner recorded (Columns.ACTION_LOGP).
         self._past_batches: deque[list] = deque(maxlen=self.config.off_policy_reuse)
 
-    def _value_predictions(self, episodes) -> list[np.ndarray] | None:
-        """``baseline="value"``: the value network's outputs at every observation of every
-        episode (T+1 each: the last bootstraps a truncated episode), from the first learner
-        (all hold the same weights); None for the other baselines."""
+    def _value_predictions(self, episodes, module_id=DEFAULT_MODULE_ID
+                           ) -> list[np.ndarray] | None:
+        """``baseline="value"``: module ``module_id``'s value network's outputs at every
+        observation of every (single-agent) episode (T+1 each: the last bootstraps a truncated
+        episode), from the first learner (all hold the same weights); None for the other
+        baselines."""
         if self.config.baseline != "value":
             return None
         observations = [np.asarray(episode.get_observations(), np.float32)
                         for episode in episodes]
         values = next(iter(self.learner_group.foreach_learner(
-            lambda learner, obs=np.concatenate(observations): learner.value_predictions(obs))))
+            lambda learner, obs=np.concatenate(observations): learner.value_predictions(
+                obs, module_id))))
         values = values.get() if hasattr(values, "get") else values
         return np.split(values, np.cumsum([len(o) for o in observations])[:-1])
 
@@ -364,18 +385,19 @@ class PG(SeparateEvaluationRandomness, Algorithm):
         if self.config.off_policy_reuse > 0:
             self._past_batches.appendleft(episodes)
 
-        # Reward-to-go, baseline and advantages over the *whole* batch, before the LearnerGroup
-        # shards (and possibly slices) the episodes across learners.
-        add_advantages_to_episodes(
-            batch,
-            gamma=self.config.gamma,
-            baseline=self.config.baseline,
-            normalize=self.config.normalize_advantages,
-            reward_to_go=self.config.reward_to_go,
-            ages=ages,
-            normalized_values=self._value_predictions(batch),
-            gae_lambda=self.config.gae_lambda,
-        )
+        # Reward-to-go, baseline and advantages over the *whole* batch of each module, before
+        # the LearnerGroup shards (and possibly slices) the episodes across learners.
+        for module_id, (module_episodes, module_ages) in per_module(batch, ages).items():
+            add_advantages_to_episodes(
+                module_episodes,
+                gamma=self.config.gamma,
+                baseline=self.config.baseline,
+                normalize=self.config.normalize_advantages,
+                reward_to_go=self.config.reward_to_go,
+                ages=module_ages,
+                normalized_values=self._value_predictions(module_episodes, module_id),
+                gae_lambda=self.config.gae_lambda,
+            )
 
         with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
             learner_results = self.learner_group.update(
