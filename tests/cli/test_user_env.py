@@ -120,12 +120,10 @@ def _experiment(folder: Path, env: str) -> Path:
 def _make(config):
     """One env made the way RLlib's env runners make ``config.env``."""
     from ray.rllib.env.env_context import EnvContext
-    from ray.tune.registry import ENV_CREATOR, _global_registry
 
-    context = EnvContext(config.env_config, worker_index=1)
-    if isinstance(config.env, type):
-        return config.env(context)
-    return _global_registry.get(ENV_CREATOR, config.env)(context)
+    from rllib_ext.core.rllib_compat import env_creator
+
+    return env_creator(config)(EnvContext(config.env_config, worker_index=1))
 
 
 @pytest.mark.parametrize("form", ["{name}:TinyEnv", "{name}:make_tiny", "{name}:{gym_id}",

@@ -11,6 +11,7 @@ import ray
 
 from rllib_ext import ACEConfig, PDQNConfig, PGConfig
 from rllib_ext.core.env_runner_faults import EnvRunnersLostError
+from rllib_ext.core.rllib_compat import env_runner_manager
 
 SAMPLE_TIMEOUT_S = 10.0
 STEPS = ("env_runners", "num_env_steps_sampled_lifetime")
@@ -62,7 +63,7 @@ def _build(name, restarts):
 
 def _kill_env_runner(algo):
     """Kills the one remote env runner for good (Ray does not restart it)."""
-    actor = algo.env_runner_group._worker_manager.actors()[1]
+    actor = env_runner_manager(algo.env_runner_group).actors()[1]
     ray.kill(actor)
     return actor
 
@@ -97,7 +98,7 @@ def test_lost_env_runner_with_restarts_is_replaced(ray_session, name):
             steps.append(_steps(algo.train()))
         group = algo.env_runner_group
         assert group.num_healthy_remote_env_runners() == 1
-        assert group._worker_manager.actors()[1] != killed
+        assert env_runner_manager(group).actors()[1] != killed
         assert steps[0] < steps[1] < steps[2], steps
     finally:
         algo.stop()
