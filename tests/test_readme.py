@@ -36,6 +36,8 @@ BUDGETS = [
      'stop={"num_env_steps_sampled_lifetime": 100}, storage_path="{tmp}/tune"'),
     ('lr=tune.grid_search([1e-3, 5e-3]))', 'lr=tune.grid_search([1e-3, 5e-3]),\n'
      '    train_batch_size_per_learner=100)'),
+    ("num_epochs=10, minibatch_size=320,\n              train_batch_size_per_learner=3200)",
+     "num_epochs=1, minibatch_size=200,\n              train_batch_size_per_learner=400)"),
 ]
 
 

@@ -164,14 +164,17 @@ class TorchHybridDistribution(Distribution):
 
     @staticmethod
     @override(Distribution)
-    def required_input_dim(space: gym.Space, param_layout=None, **kwargs) -> int:
-        return TorchHybridDistribution.input_dim(layout_from_space(space, param_layout))
+    def required_input_dim(space: gym.Space, layout: ActionLayout | None = None,
+                           param_layout=None, **kwargs) -> int:
+        return TorchHybridDistribution.input_dim(layout or layout_from_space(space,
+                                                                             param_layout))
 
     @classmethod
     @override(Distribution)
     def from_logits(cls, logits: torch.Tensor, *, layout: ActionLayout,
                     logp_mode: str = "chosen", bound: str = "tanh_mean",
                     **kwargs) -> TorchHybridDistribution:
+        """``kwargs``: what RLlib's partial classes pass along (``space``), unused."""
         k, p = layout.num_actions, layout.total_params
         if logits.shape[-1] != k + 2 * p:
             raise ValueError(f"Hybrid distribution inputs need {k} logits + {p} means + {p} "
