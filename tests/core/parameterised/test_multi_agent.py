@@ -105,6 +105,30 @@ def test_checkpoint_restores_every_module_and_replay(ray_session, tmp_path):
         restored.stop()
 
 
+def test_two_env_runners_and_two_learners_keep_every_module_identical(ray_session):
+    """Multi-agent with 2 remote env runners and 2 learners: each module's gradients are
+    averaged over the learners, so both learners end with identical weights per module."""
+    algo = (_multi_agent(tiny_pdqn)
+            .env_runners(num_env_runners=2, num_cpus_per_env_runner=0.5)
+            .learners(num_learners=2, num_cpus_per_learner=0.5)
+            .build_algo())
+    try:
+        for _ in range(2):
+            result = algo.train()
+        weights = [r.get() for r in algo.learner_group.foreach_learner(
+            lambda learner: {m: learner.module[m].unwrapped().state_dict()
+                             for m in ("p0", "p1")})]
+    finally:
+        algo.stop()
+    assert {"p0", "p1"} <= set(result[LEARNER_RESULTS])
+    first, second = weights
+    for module_id in ("p0", "p1"):
+        for key, value in first[module_id].items():
+            torch.testing.assert_close(value, second[module_id][key], rtol=0, atol=0,
+                                       msg=f"{module_id}/{key}")
+    assert _changed(first["p0"], first["p1"])
+
+
 class NaNAfterTwoSteps(ToyHybridEnv):
     def step(self, action):
         obs, reward, terminated, truncated, info = super().step(action)
