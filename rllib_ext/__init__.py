@@ -6,14 +6,15 @@ on a fresh cluster call :func:`register` again.
 """
 
 from rllib_ext.algorithms.ace import ACE, ACEConfig
+from rllib_ext.algorithms.hppo import HPPO, HPPOConfig
 from rllib_ext.algorithms.paddpg import PADDPG, PADDPGConfig
 from rllib_ext.algorithms.pdqn import PDQN, PDQNConfig
 from rllib_ext.algorithms.pg import PG, PGConfig
 from rllib_ext.registry import register
 
 __all__ = [
-    "ACE", "ACEConfig", "PADDPG", "PADDPGConfig", "PDQN", "PDQNConfig", "PG", "PGConfig",
-    "register",
+    "ACE", "ACEConfig", "HPPO", "HPPOConfig", "PADDPG", "PADDPGConfig", "PDQN", "PDQNConfig",
+    "PG", "PGConfig", "register",
 ]
 __version__ = "0.1.0"
 

@@ -15,6 +15,7 @@ ALGORITHMS: dict[str, str] = {
     "PG": "rllib_ext.algorithms.pg.pg:PG",
     "PDQN": "rllib_ext.algorithms.pdqn.pdqn:PDQN",
     "PADDPG": "rllib_ext.algorithms.paddpg.paddpg:PADDPG",
+    "HPPO": "rllib_ext.algorithms.hppo.hppo:HPPO",
 }
 
 #: Environment id -> (entry point "module:Class", gymnasium.register kwargs). Each id is
