@@ -300,8 +300,10 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
                 "ACE supports framework='torch' only; call config.framework('torch')."
             )
         if self.is_multi_agent:
-            config_value_error(
-                self, "ACE supports single-agent envs only; remove config.multi_agent().")
+            config_value_error(self,
+                "ACE supports single-agent envs only (its causal fits, weights and soft resets "
+                "are kept per run, not yet per module); remove config.multi_agent(), or train "
+                "the agents with PDQNConfig / PADDPGConfig / PGConfig, which take it.")
         self.check_number("tau", low=0, high=1, low_open=True, example=0.005)
         self.check_number("initial_alpha", low=0, low_open=True, example=1.0)
         if self.target_entropy != "auto":
