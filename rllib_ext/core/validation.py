@@ -115,6 +115,16 @@ class KnobChecks:
             self._knob_error(name, widths, "a list of positive integer layer widths",
                              list(example), method)
 
+    def check_param_layout(self, example=(1, 1, 1)) -> None:
+        """``param_layout``: None, or a non-empty list of integers >= 0 (parameters per
+        discrete action)."""
+        layout = self.param_layout
+        if layout is not None and not (isinstance(layout, (list, tuple)) and layout and all(
+                is_integer(p) and p >= 0 for p in layout)):
+            self._knob_error("param_layout", layout,
+                             "None or a list of integers >= 0 (parameters per action)",
+                             list(example))
+
     def check_numbers(self, name: str, *, low: float | None = None,
                       high: float | None = None, example: Any) -> None:
         """None or a flat or nested list of finite numbers within [low, high]."""

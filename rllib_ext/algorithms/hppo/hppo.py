@@ -35,7 +35,7 @@ from rllib_ext.core.random_streams import SeparateEvaluationRandomness
 from rllib_ext.core.rllib_compat import config_value_error
 from rllib_ext.core.spaces import policy_spaces
 from rllib_ext.core.threads import limit_torch_threads
-from rllib_ext.core.validation import KnobChecks, is_integer
+from rllib_ext.core.validation import KnobChecks
 
 #: ``surrogate`` values: two clipped ratios (H-PPO) or PPO's one joint ratio.
 SURROGATES = ("separate", "joint")
@@ -173,12 +173,7 @@ class HPPOConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, PPOConfig):
                 f"entropy_coeff={self.entropy_coeff!r} is not used by H-PPO: set "
                 "config.training(entropy_coeff=0.0, entropy_coeff_discrete=..., "
                 "entropy_coeff_continuous=...) (0.03 each as DI-engine).")
-        if self.param_layout is not None and not (
-                isinstance(self.param_layout, (list, tuple)) and self.param_layout
-                and all(is_integer(p) and p >= 0 for p in self.param_layout)):
-            self._knob_error("param_layout", self.param_layout,
-                             "None or a list of integers >= 0 (parameters per action)",
-                             [1, 1, 0])
+        self.check_param_layout(example=(1, 1, 0))
         if self.env is not None:
             for _, action_space in policy_spaces(self).values():
                 self._validate_action_space(action_space)

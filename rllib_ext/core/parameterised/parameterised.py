@@ -41,7 +41,7 @@ from rllib_ext.core.replay_training import ReplayTrainingStep
 from rllib_ext.core.rllib_compat import config_value_error, user_model_config
 from rllib_ext.core.spaces import FLATTEN_OBSERVATIONS_FIX, policy_spaces
 from rllib_ext.core.threads import limit_torch_threads
-from rllib_ext.core.validation import KnobChecks, is_integer, is_real
+from rllib_ext.core.validation import KnobChecks, is_real
 from rllib_ext.hooks import STRATEGIES
 
 NOISES = ("ou", "gaussian", "uniform", "none")
@@ -248,12 +248,7 @@ class ParameterisedActionConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfi
                           example=500)
         self.check_numbers("initial_params", low=-1, high=1, example=None)
         self.check_numbers("initial_param_weights", example=None)
-        if self.param_layout is not None:
-            if not (isinstance(self.param_layout, (list, tuple)) and self.param_layout and all(
-                    is_integer(p) and p >= 0 for p in self.param_layout)):
-                self._knob_error("param_layout", self.param_layout,
-                                 "None or a list of integers >= 0 (parameters per action)",
-                                 [1, 1, 1])
+        self.check_param_layout()
         betas = self.adam_betas
         if not (isinstance(betas, (list, tuple)) and len(betas) == 2 and all(
                 is_real(b) and 0 <= b < 1 for b in betas)):
