@@ -13,23 +13,13 @@ Defaults are DI-engine's gym-hybrid H-PPO config as it was when its published cu
 
 from __future__ import annotations
 
-import gymnasium as gym
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.algorithms.ppo.ppo import PPO, PPOConfig
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.annotations import override
 
 from rllib_ext.core.non_finite import NonFiniteGuardConfig
-from rllib_ext.core.parameterised.action_layout import layout_from_space
-from rllib_ext.core.parameterised.torch.hybrid_distribution import BOUNDS, LOGP_MODES
-from rllib_ext.core.parameterised.torch.hybrid_ppo_rl_module import (
-    BOUND_KEY,
-    INITIAL_SIGMA_KEY,
-    LOGP_MODE_KEY,
-    PARAM_LAYOUT_KEY,
-    SIGMA_TYPE_KEY,
-    SIGMA_TYPES,
-)
+from rllib_ext.core.parameterised.hybrid_knobs import HybridPolicyKnobs
 from rllib_ext.core.plain_config import PlainDictConfig
 from rllib_ext.core.random_streams import SeparateEvaluationRandomness
 from rllib_ext.core.rllib_compat import config_value_error
@@ -41,7 +31,7 @@ from rllib_ext.core.validation import KnobChecks
 SURROGATES = ("separate", "joint")
 
 
-class HPPOConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, PPOConfig):
+class HPPOConfig(PlainDictConfig, KnobChecks, HybridPolicyKnobs, NonFiniteGuardConfig, PPOConfig):
     """Configuration of H-PPO: PPO's knobs plus the hybrid policy's.
 
     .. code-block:: python
@@ -83,11 +73,7 @@ class HPPOConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, PPOConfig):
         self.surrogate = "separate"
         self.entropy_coeff_discrete = 0.03
         self.entropy_coeff_continuous = 0.03
-        self.logp_mode = "chosen"
-        self.bound = "tanh_mean"
-        self.sigma = "fixed"
-        self.initial_sigma = 0.3
-        self.param_layout = None
+        self.init_hybrid_knobs(sigma="fixed", initial_sigma=0.3)
 
     @override(PPOConfig)
     def training(self, *, surrogate=NotProvided, entropy_coeff_discrete=NotProvided,
@@ -127,22 +113,16 @@ class HPPOConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, PPOConfig):
             This updated HPPOConfig.
         """
         super().training(**kwargs)
-        for name, value in (("surrogate", surrogate),
-                            ("entropy_coeff_discrete", entropy_coeff_discrete),
-                            ("entropy_coeff_continuous", entropy_coeff_continuous),
-                            ("logp_mode", logp_mode), ("bound", bound), ("sigma", sigma),
-                            ("initial_sigma", initial_sigma), ("param_layout", param_layout)):
-            if value is not NotProvided:
-                setattr(self, name, value)
+        self.set_hybrid_knobs(
+            surrogate=surrogate, entropy_coeff_discrete=entropy_coeff_discrete,
+            entropy_coeff_continuous=entropy_coeff_continuous, logp_mode=logp_mode,
+            bound=bound, sigma=sigma, initial_sigma=initial_sigma, param_layout=param_layout)
         return self
 
     @property
     @override(AlgorithmConfig)
     def _model_config_auto_includes(self):
-        return super()._model_config_auto_includes | {
-            LOGP_MODE_KEY: self.logp_mode, BOUND_KEY: self.bound, SIGMA_TYPE_KEY: self.sigma,
-            INITIAL_SIGMA_KEY: self.initial_sigma, PARAM_LAYOUT_KEY: self.param_layout,
-        }
+        return super()._model_config_auto_includes | self.hybrid_model_config()
 
     @override(PPOConfig)
     def get_default_rl_module_spec(self) -> RLModuleSpec:
@@ -162,31 +142,17 @@ class HPPOConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, PPOConfig):
     def validate(self) -> None:
         super().validate()
         self.check_choice("surrogate", SURROGATES)
-        self.check_choice("logp_mode", LOGP_MODES)
-        self.check_choice("bound", BOUNDS)
-        self.check_choice("sigma", SIGMA_TYPES)
+        self.validate_hybrid_knobs()
         for name in ("entropy_coeff_discrete", "entropy_coeff_continuous"):
             self.check_number(name, low=0, example=0.03)
-        self.check_number("initial_sigma", low=0, low_open=True, example=0.3)
         if self.entropy_coeff != 0.0:
             config_value_error(self,
                 f"entropy_coeff={self.entropy_coeff!r} is not used by H-PPO: set "
                 "config.training(entropy_coeff=0.0, entropy_coeff_discrete=..., "
                 "entropy_coeff_continuous=...) (0.03 each as DI-engine).")
-        self.check_param_layout(example=(1, 1, 0))
         if self.env is not None:
             for _, action_space in policy_spaces(self).values():
-                self._validate_action_space(action_space)
-
-    def _validate_action_space(self, action_space: gym.Space) -> None:
-        try:
-            layout = layout_from_space(action_space, self.param_layout)
-        except ValueError as e:
-            config_value_error(self, f"H-PPO needs a parameterised action space. {e}")
-            return
-        if layout.total_params == 0:
-            config_value_error(self, f"{action_space} has no continuous parameters; use "
-                                     "RLlib's PPO for a Discrete action space.")
+                self.hybrid_layout(action_space, "H-PPO")
 
 
 class HPPO(SeparateEvaluationRandomness, PPO):

@@ -35,6 +35,8 @@ from rllib_ext.algorithms.pg.default_pg_rl_module import VALUE_NETWORK_KEY
 from rllib_ext.algorithms.pg.importance_sampling import IMPORTANCE_SAMPLING_MODES
 from rllib_ext.core.env_runner_faults import sample_env_runners
 from rllib_ext.core.non_finite import NonFiniteGuardConfig
+from rllib_ext.core.parameterised.hybrid_knobs import HybridPolicyKnobs
+from rllib_ext.core.parameterised.torch.hybrid_policy import is_hybrid_space
 from rllib_ext.core.plain_config import PlainDictConfig
 from rllib_ext.core.random_streams import SeparateEvaluationRandomness
 from rllib_ext.core.rllib_compat import config_value_error
@@ -43,7 +45,8 @@ from rllib_ext.core.threads import limit_torch_threads
 from rllib_ext.core.validation import KnobChecks
 
 
-class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfig):
+class PGConfig(PlainDictConfig, KnobChecks, HybridPolicyKnobs, NonFiniteGuardConfig,
+               AlgorithmConfig):
     """Configuration for REINFORCE (vanilla policy gradient with reward-to-go and baselines).
 
     .. code-block:: python
@@ -61,6 +64,11 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
     Defaults that differ from ``AlgorithmConfig``: ``batch_mode="complete_episodes"`` (required),
     ``lr=1e-3``, ``train_batch_size_per_learner=2000`` and a learned state-independent log-std
     for Box actions (``model_config["free_log_std"]=True``).
+
+    Parameterised action spaces (``Tuple(Discrete(K), Box...)``, e.g. Platform, Moving) get
+    H-PPO's hybrid distribution: a Categorical over the K actions times a diagonal Gaussian
+    over the parameters, by default with a learned state-independent sigma starting at 0.3
+    (``training(logp_mode=, bound=, sigma=, initial_sigma=, param_layout=)``).
     """
 
     def __init__(self, algo_class=None):
@@ -84,6 +92,9 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
         self.gae_lambda = 1.0
         self.value_lr = 1e-3
         self.value_gradient_steps = 5
+        # The hybrid policy (parameterised action spaces only): REINFORCE's classic learned,
+        # state-independent sigma, as for Box actions.
+        self.init_hybrid_knobs(sigma="state_independent", initial_sigma=0.3)
 
     @override(AlgorithmConfig)
     def training(
@@ -99,6 +110,11 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
         gae_lambda: float | None = NotProvided,
         value_lr: float | None = NotProvided,
         value_gradient_steps: int | None = NotProvided,
+        logp_mode: str | None = NotProvided,
+        bound: str | None = NotProvided,
+        sigma: str | None = NotProvided,
+        initial_sigma: float | None = NotProvided,
+        param_layout: list[int] | None = NotProvided,
         **kwargs,
     ) -> PGConfig:
         """Sets the training-related configuration.
@@ -155,6 +171,12 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
             value_gradient_steps: Full-batch gradient steps of the value network per
                 iteration, after the policy step (``baseline="value"``; 5 default, 1..50). Its
                 targets are the batch's reward-to-go normalised to mean 0, std 1.
+            logp_mode, bound, sigma, initial_sigma, param_layout: The hybrid policy of a
+                parameterised action space, as in ``HPPOConfig.training`` (see
+                :mod:`rllib_ext.core.parameterised.hybrid_knobs`): "chosen", "tanh_mean",
+                ``sigma="state_independent"`` (learned; "fixed" or "state_dependent"),
+                ``initial_sigma=0.3``, ``param_layout=None`` by default. Ignored for Discrete
+                and Box action spaces.
             **kwargs: Any ``AlgorithmConfig.training`` argument. The ones PG reads: ``lr``
                 (Adam step size; 1e-4..1e-2 for small MLPs), ``gamma`` (discount, 0.9..1.0),
                 ``train_batch_size_per_learner`` (env steps per learner per update, rounded up to
@@ -178,6 +200,8 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
         ):
             if value is not NotProvided:
                 setattr(self, name, value)
+        self.set_hybrid_knobs(logp_mode=logp_mode, bound=bound, sigma=sigma,
+                              initial_sigma=initial_sigma, param_layout=param_layout)
         return self
 
     @property
@@ -186,7 +210,8 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
         # A state-independent, learned log-std for Box actions (the classic REINFORCE
         # Gaussian); PGCatalog turns it off for non-Box spaces.
         return super()._model_config_auto_includes | {
-            "free_log_std": True, VALUE_NETWORK_KEY: self.baseline == "value"}
+            "free_log_std": True, VALUE_NETWORK_KEY: self.baseline == "value",
+            **self.hybrid_model_config()}
 
     @override(AlgorithmConfig)
     def get_default_rl_module_spec(self) -> RLModuleSpec:
@@ -305,13 +330,22 @@ class PGConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, AlgorithmConfi
                     f"{FLATTEN_OBSERVATIONS_FIX}, or use baseline='mean'.")
 
     def _validate_action_space(self, action_space: gym.Space) -> None:
+        if is_hybrid_space(action_space):
+            self.validate_hybrid_knobs()
+            self.hybrid_layout(action_space, "PG")
+            if self.model_config.get("use_lstm"):
+                config_value_error(self,
+                    "PG's recurrent policy supports Discrete and 1-D Box action spaces; for "
+                    f"{action_space} remove use_lstm from model_config.")
+            return
         supported = isinstance(action_space, gym.spaces.Discrete) or (
             isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1
         )
         if not supported:
             config_value_error(self,
-                f"PG supports Discrete and 1-D Box action spaces, got {action_space}. Wrap the "
-                "env (e.g. flatten a multi-dimensional Box) or use another algorithm."
+                f"PG supports Discrete, 1-D Box and parameterised Tuple(Discrete(K), Box...) "
+                f"action spaces, got {action_space}. Wrap the env (e.g. flatten a "
+                "multi-dimensional Box) or use another algorithm."
             )
 
 

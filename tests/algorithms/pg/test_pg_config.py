@@ -11,11 +11,11 @@ from rllib_ext.algorithms.pg.torch.default_pg_torch_rl_module import DefaultPGTo
 from rllib_ext.algorithms.pg.torch.pg_torch_learner import PGTorchLearner
 
 
-class TupleActionEnv(gym.Env):
+class MultiDiscreteActionEnv(gym.Env):
     """Valid env whose action space PG cannot handle."""
 
     observation_space = gym.spaces.Box(-1, 1, (2,), np.float32)
-    action_space = gym.spaces.Tuple((gym.spaces.Discrete(2), gym.spaces.Box(-1, 1, (1,))))
+    action_space = gym.spaces.MultiDiscrete([2, 3])
 
     def __init__(self, config=None):
         pass
@@ -70,7 +70,9 @@ def test_training_sets_pg_and_base_knobs():
         (lambda c: c.rl_module(model_config={"use_attention": True}), "remove use_attention"),
         (lambda c: c.rl_module(model_config={"use_lstm": True}).training(baseline="value"),
          r"recurrent policy.*baseline=.value."),
-        (lambda c: c.environment(TupleActionEnv), r"Discrete and 1-D Box.*got Tuple"),
+        (lambda c: c.environment(MultiDiscreteActionEnv),
+         r"Discrete, 1-D Box and parameterised Tuple\(Discrete\(K\), Box...\) action spaces, "
+         r"got MultiDiscrete"),
         (lambda c: c.training(reward_to_go="yes"), r"reward_to_go='yes' must be True or False"),
         (lambda c: c.training(gae_lambda=0.9), r"gae_lambda=0.9 needs a learned value function"),
         (lambda c: c.training(baseline="value", gae_lambda=1.5), r"gae_lambda=1.5 must be"),

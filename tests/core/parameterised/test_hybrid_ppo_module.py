@@ -11,10 +11,8 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from rllib_ext.core.parameterised.torch.hybrid_distribution import TorchHybridDistribution
-from rllib_ext.core.parameterised.torch.hybrid_ppo_rl_module import (
-    HybridPPOTorchRLModule,
-    hybrid_options,
-)
+from rllib_ext.core.parameterised.torch.hybrid_policy import hybrid_options
+from rllib_ext.core.parameterised.torch.hybrid_ppo_rl_module import HybridPPOTorchRLModule
 
 MOVING_LAYOUT = [1, 1, 0]  # accelerate and turn own one parameter each, brake none
 

@@ -13,12 +13,23 @@ from ray.rllib.utils.annotations import override
 
 from rllib_ext.algorithms.pg.default_pg_rl_module import DefaultPGRLModule
 from rllib_ext.algorithms.pg.pg_catalog import PGCatalog
+from rllib_ext.core.parameterised.torch.hybrid_policy import HybridSigma, is_hybrid_space
 
 
-class DefaultPGTorchRLModule(TorchRLModule, DefaultPGRLModule):
+class DefaultPGTorchRLModule(HybridSigma, TorchRLModule, DefaultPGRLModule):
+    """PG's policy (and value) module; for a parameterised action space its pi head feeds the
+    hybrid distribution, with the parameters' sigma of ``model_config["hybrid_sigma"]``."""
+
     def __init__(self, *args, **kwargs):
         kwargs["catalog_class"] = kwargs.get("catalog_class") or PGCatalog
         super().__init__(*args, **kwargs)
+
+    @override(DefaultPGRLModule)
+    def setup(self):
+        super().setup()
+        self.hybrid = is_hybrid_space(self.action_space)
+        if self.hybrid:
+            self.setup_hybrid_sigma()
 
     @override(RLModule)
     def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
@@ -30,7 +41,7 @@ class DefaultPGTorchRLModule(TorchRLModule, DefaultPGRLModule):
         out = {Columns.ACTION_DIST_INPUTS: self.pi(encoder_outs[ENCODER_OUT])}
         if Columns.STATE_OUT in encoder_outs:
             out[Columns.STATE_OUT] = encoder_outs[Columns.STATE_OUT]
-        return out
+        return self.complete_hybrid_inputs(out) if self.hybrid else out
 
     @override(ValueFunctionAPI)
     def compute_values(self, batch: dict[str, Any], embeddings: Any = None):

@@ -67,8 +67,11 @@ class PGTorchLearner(PGLearner, GradientStepLearner):
         if config.baseline != "value":
             return super().configure_optimizers_for_module(module_id, config)
         module = self.module[module_id].unwrapped()
-        policy = [*module.encoder.parameters(), *module.pi.parameters()]
         value = [*module.value_encoder.parameters(), *module.vf.parameters()]
+        # Everything else is the policy's: encoder, pi head and, for a parameterised action
+        # space, the learned log-std of its parameters.
+        value_ids = {id(p) for p in value}
+        policy = [p for p in module.parameters() if id(p) not in value_ids]
         self.register_optimizer(module_id=module_id, optimizer=torch.optim.Adam(policy),
                                 params=policy, lr_or_lr_schedule=config.lr)
         self.register_optimizer(module_id=module_id, optimizer_name=VALUE_OPTIMIZER,

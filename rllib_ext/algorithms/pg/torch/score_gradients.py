@@ -29,6 +29,7 @@ env step.
 from __future__ import annotations
 
 import torch
+import tree
 from ray.rllib.core.columns import Columns
 from torch.func import functional_call, grad, vmap
 
@@ -50,7 +51,8 @@ def per_trajectory_score_sums(
     Args:
         module: A torch RLModule whose ``forward`` (= ``forward_train``) returns
             ``Columns.ACTION_DIST_INPUTS`` for a batch dict with ``Columns.OBS``.
-        obs, actions: The steps, batch-first.
+        obs, actions: The steps, batch-first (actions a tensor, or a structure of them for a
+            parameterised action space).
         trajectory_index: For each step, its trajectory in ``range(num_trajectories)``.
         num_trajectories: E.
         step_weights: Named per-step weights (e.g. {"g": w_t, "h": c_t}); detached.
@@ -63,7 +65,7 @@ def per_trajectory_score_sums(
         # One step, as a batch of one: the module and its distribution stay unchanged.
         out = functional_call(module, (p, buffers), ({Columns.OBS: o.unsqueeze(0)},))
         dist = dist_cls.from_logits(out[Columns.ACTION_DIST_INPUTS])
-        return dist.logp(a.unsqueeze(0)).squeeze(0)
+        return dist.logp(tree.map_structure(lambda x: x.unsqueeze(0), a)).squeeze(0)
 
     per_step_grad = vmap(grad(log_prob), in_dims=(None, 0, 0))
     num_params = sum(p.numel() for p in params.values())
@@ -74,7 +76,9 @@ def per_trajectory_score_sums(
     }
     for start in range(0, len(obs), chunk):
         stop = start + chunk
-        grads = per_step_grad(params, obs[start:stop], actions[start:stop])
+        steps = slice(start, stop)
+        chunk_actions = tree.map_structure(lambda x, s=steps: x[s], actions)  # also tuples
+        grads = per_step_grad(params, obs[steps], chunk_actions)
         index = trajectory_index[start:stop]
         for name, weights in step_weights.items():
             w = weights[start:stop]
