@@ -13,6 +13,7 @@ Tune work unchanged. The algorithm supplies ``self.replay`` and :meth:`store_epi
 
 from __future__ import annotations
 
+from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_RL_MODULE
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.checkpoints import Checkpointable
@@ -25,6 +26,7 @@ from ray.rllib.utils.metrics import (
     REPLAY_BUFFER_ADD_DATA_TIMER,
     SYNCH_WORKER_WEIGHTS_TIMER,
     TIMERS,
+    WEIGHTS_SEQ_NO,
 )
 
 from rllib_ext.core.env_runner_faults import sample_env_runners
@@ -107,9 +109,24 @@ class ReplayTrainingStep:
         return learner_results
 
     def sync_runner_weights(self, learner_results: list[dict]) -> None:
-        """The trained modules' inference weights to every env runner."""
+        """The trained modules' inference weights to every env runner.
+
+        With the local env runner alone (``num_env_runners=0``) and a local learner, the state
+        goes straight from the learner to the runner: RLlib's ``sync_weights`` would also
+        ``ray.put`` it for remote runners that do not exist, about half the sync's time at one
+        gradient step per env step (benchmarks/time_breakdown.py). The runner gets the same
+        state either way."""
+        policies = set(learner_results[0].keys()) - {ALL_MODULES}
+        group = self.env_runner_group
         with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
-            self.env_runner_group.sync_weights(
-                from_worker_or_learner_group=self.learner_group,
-                policies=set(learner_results[0].keys()) - {ALL_MODULES},
-                inference_only=True)
+            if group.num_remote_env_runners() == 0 and self.learner_group.is_local \
+                    and group.local_env_runner is not None:
+                state = self.learner_group.get_state(
+                    components=[f"{COMPONENT_LEARNER}/{COMPONENT_RL_MODULE}/{p}"
+                                for p in policies],
+                    inference_only=True)[COMPONENT_LEARNER]
+                group.local_env_runner.set_state(
+                    {k: v for k, v in state.items() if k in (COMPONENT_RL_MODULE, WEIGHTS_SEQ_NO)})
+                return
+            group.sync_weights(from_worker_or_learner_group=self.learner_group,
+                               policies=policies, inference_only=True)
