@@ -23,9 +23,11 @@ $(STAMP): setup.cfg pyproject.toml
 train: $(STAMP)
 	$(BIN)/rllib-ext train configs/pdqn/platform.yaml --gif tune_runs/mpdqn_platform.gif
 
-## The fast test tier (what CI runs).
+## The fast test tier (what CI runs): two pytest workers, one test file at a time each (most of
+## a test's time is Ray starting processes, so two overlap well on 2 cores; each worker has its
+## own local Ray).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 ## The slow tier: every config's pass criterion, as a table (not part of CI).
 learning: $(STAMP)

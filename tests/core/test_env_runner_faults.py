@@ -14,6 +14,8 @@ from rllib_ext.core.env_runner_faults import EnvRunnersLostError
 from rllib_ext.core.rllib_compat import env_runner_manager
 
 SAMPLE_TIMEOUT_S = 10.0
+#: train() calls after the kill within which the replaced runner must be sampling again.
+MAX_ITERATIONS_TO_RECOVER = 6
 STEPS = ("env_runners", "num_env_steps_sampled_lifetime")
 
 
@@ -94,12 +96,16 @@ def test_lost_env_runner_with_restarts_is_replaced(ray_session, name):
     try:
         steps = [_steps(algo.train())]
         killed = _kill_env_runner(algo)
-        for _ in range(2):
-            steps.append(_steps(algo.train()))
         group = algo.env_runner_group
+        # The replacement is a new Ray worker process (~10 s to import RLlib, more on a busy
+        # machine): iterations while it starts may sample nothing, none may raise.
+        for _ in range(MAX_ITERATIONS_TO_RECOVER):
+            steps.append(_steps(algo.train()))
+            if group.num_healthy_remote_env_runners() == 1 and steps[-1] > steps[-2]:
+                break
         assert group.num_healthy_remote_env_runners() == 1
         assert env_runner_manager(group).actors()[1] != killed
-        assert steps[0] < steps[1] < steps[2], steps
+        assert steps[-1] > steps[0], steps
     finally:
         algo.stop()
 

@@ -136,6 +136,22 @@ def test_remote_env_runner(ray_session):
         np.testing.assert_allclose(np.asarray(v), np.asarray(learner_w[k]))
 
 
+def test_local_env_runner_acts_with_the_learner_weights(ray_session):
+    """num_env_runners=0: the weights go from the learner to the local runner directly (no
+    ray.put), after every gradient step."""
+    algo = _tiny().build_algo()
+    try:
+        algo.train()
+        learner_w = algo.learner_group.get_weights()["default_policy"]
+        runner = algo.env_runner_group.local_env_runner
+        runner_w = runner.module.get_state(inference_only=True)
+        assert runner_w
+        for k, v in runner_w.items():
+            np.testing.assert_array_equal(np.asarray(v), np.asarray(learner_w[k]))
+    finally:
+        algo.stop()
+
+
 def test_goal_probability_is_a_reported_metric(ray_session):
     from rllib_ext.envs.callbacks import GOAL_SCORED_KEY, GoalMetricsCallback
 
