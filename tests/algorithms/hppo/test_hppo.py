@@ -96,6 +96,18 @@ def test_trains_on_moving(ray_session, surrogate):
         algo.stop()
 
 
+def test_greedy_evaluation_runs(ray_session):
+    """RLlib's evaluation samples greedy actions (explore=False), whose log-prob its
+    GetActions connector records: the deterministic hybrid distribution gives zeros."""
+    algo = _tiny().evaluation(evaluation_interval=1, evaluation_duration=2,
+                              evaluation_duration_unit="episodes").build_algo()
+    try:
+        result = algo.train()
+        assert result["evaluation"]["env_runners"]["num_episodes"] >= 2
+    finally:
+        algo.stop()
+
+
 def test_checkpoint_round_trip_gives_the_same_greedy_actions(ray_session, tmp_path):
     obs = np.random.default_rng(0).uniform(-1, 1, (5, 10)).astype(np.float32)
     algo = _tiny().build_algo()

@@ -116,11 +116,14 @@ def test_trains_on_moving(ray_session, training):
         algo.stop()
 
 
-def test_checkpoint_round_trip_gives_the_same_greedy_actions(ray_session, tmp_path):
+def test_greedy_evaluation_and_checkpoint_round_trip(ray_session, tmp_path):
     obs = np.random.default_rng(0).uniform(-1, 1, (5, 9)).astype(np.float32)
-    algo = _config(PLATFORM).build_algo()
+    # With PG's greedy evaluation (explore=False) in the same iterations.
+    algo = _config(PLATFORM).evaluation(evaluation_interval=1, evaluation_duration=3,
+                                        evaluation_duration_unit="episodes").build_algo()
     try:
-        algo.train()
+        result = algo.train()
+        assert result["evaluation"]["env_runners"]["num_episodes"] >= 3
         path = algo.save_to_path(tmp_path / "ckpt")
         expected = _greedy(algo, obs)
         log_std = algo.get_module().log_std.detach().clone()

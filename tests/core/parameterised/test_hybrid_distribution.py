@@ -128,6 +128,9 @@ def test_deterministic_is_argmax_and_the_bounded_mean():
     squashed = _dist("chosen", bound="squashed").to_deterministic().sample()
     torch.testing.assert_close(torch.cat(squashed[1:], -1),
                                torch.tanh(torch.tensor([MEAN], dtype=torch.float64)))
+    # RLlib's GetActions records a log-prob for greedy actions too: zeros, as TorchDeterministic.
+    torch.testing.assert_close(greedy.logp(greedy.sample()),
+                               torch.zeros(1, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("space, layout", [

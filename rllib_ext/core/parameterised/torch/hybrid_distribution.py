@@ -201,8 +201,11 @@ class TorchHybridDeterministic(Distribution):
         return self.sample(sample_shape=sample_shape, return_logp=return_logp)
 
     @override(Distribution)
-    def logp(self, value, **kwargs):
-        raise NotImplementedError("A deterministic action has no log-likelihood.")
+    def logp(self, value, **kwargs) -> torch.Tensor:
+        """Zeros, one per row, as RLlib's ``TorchDeterministic``: RLlib's ``GetActions``
+        connector records a log-prob for every action it samples, greedy ones included
+        (evaluation with ``explore=False``); nothing trains on it."""
+        return torch.zeros_like(self.k, dtype=self.params.dtype)
 
     @override(Distribution)
     def kl(self, other, **kwargs):
