@@ -1,6 +1,6 @@
 """Every ready sweep in ``tune_runs/*.yaml`` runs through ``rllib-ext tune`` at a tiny budget:
 its own scheduler, search algorithm and checkpoint settings, 2 trials of one iteration of about
-100 env steps with tiny networks (written to a copy of the file)."""
+100 env steps (225 for H-PPO's Moving) with tiny networks (written to a copy of the file)."""
 
 from __future__ import annotations
 
@@ -28,9 +28,11 @@ TINY = {
                          "num_steps_sampled_before_learning_starts": 32,
                          "causal_worker_num_cpus": 0},
             "rl_module": {"model_config": {"fcnet_hiddens": [8]}}},
-    "HPPO": {"training": {"train_batch_size_per_learner": 100, "minibatch_size": 50,
+    # A Moving episode lasts up to 201 steps: one env sampling 225 steps ends at least one, so
+    # that every trial reports the sweep's metric (episode_return_mean) and a best trial exists.
+    "HPPO": {"training": {"train_batch_size_per_learner": 225, "minibatch_size": 75,
                           "num_epochs": 1},
-             "env_runners": {"num_envs_per_env_runner": 2},
+             "env_runners": {"num_envs_per_env_runner": 1},
              "rl_module": {"model_config": {"fcnet_hiddens": [8]}}},
     "PG": {"training": {"train_batch_size_per_learner": 100},
            "env_runners": {"num_envs_per_env_runner": 2},
