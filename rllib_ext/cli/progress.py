@@ -11,6 +11,13 @@ from ray.tune import Callback
 from rllib_ext.cli.schema import DEFAULT_METRIC as TRAIN_RETURN_KEY
 from rllib_ext.cli.schema import ENV_STEPS_KEY
 
+#: Directories of the trials Tune completed (its stop criteria or its scheduler stopped them)
+#: in the latest run in this process; written by :class:`ProgressPrinter` (a callback runs in
+#: the driver). Not the trials an interrupt stopped: Tune resumes those. A trial completed
+#: here counts as finished even where its last result lacks ``done`` (a scheduler's stop
+#: right after a restore can leave it out).
+COMPLETED_TRIALS: set[str] = set()
+
 
 def lookup(result: dict, key: str, default=None):
     """``result["a"]["b"]`` for ``key="a/b"`` (Tune results are nested dicts)."""
@@ -126,6 +133,7 @@ class ProgressPrinter(Callback):
         self._print(format_line(result, self.stop, self.metric, self._prefix(trial)))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        COMPLETED_TRIALS.add(str(trial.path))
         self._print(
             f"{self._prefix(trial)}trial {trial.trial_id} finished after "
             f"{format_duration(time.time() - self._t0)}"

@@ -218,7 +218,7 @@ def run(
     from ray import tune
 
     from rllib_ext.cli.loggers import once_per_iteration_loggers
-    from rllib_ext.cli.progress import ProgressPrinter
+    from rllib_ext.cli.progress import COMPLETED_TRIALS, ProgressPrinter
 
     storage_path = Path(storage or DEFAULT_STORAGE).resolve()
     name = name or f"{experiment.name}_{time.strftime('%Y%m%d-%H%M%S')}"
@@ -248,6 +248,7 @@ def run(
             checkpoint_config=checkpoint_config(experiment, tuning=tune_config is not None),
         ),
     )
+    COMPLETED_TRIALS.clear()
     return str(storage_path / name), _outcomes(tuner.fit())
 
 
@@ -309,6 +310,8 @@ def resume(experiment: Experiment, run_dir: str | Path,
     changed defaults in the package do not block the restore. Returns (dir, outcomes)."""
     from ray import tune
 
+    from rllib_ext.cli.progress import COMPLETED_TRIALS
+
     run_dir = Path(run_dir).resolve()
     algorithm = experiment.algorithm_class()
     sweep = (read_run_record(run_dir) or {}).get("command") == "tune"
@@ -316,6 +319,7 @@ def resume(experiment: Experiment, run_dir: str | Path,
         str(run_dir), trainable=sweep_trainable(algorithm) if sweep else algorithm,
         param_space=param_space if _needs_resolving(param_space) else None,
         resume_unfinished=True, resume_errored=True)
+    COMPLETED_TRIALS.clear()
     return str(run_dir), _outcomes(tuner.fit())
 
 
@@ -332,6 +336,12 @@ def _needs_resolving(space) -> bool:
 
 
 def _outcomes(grid) -> list[TrialOutcome]:
+    from rllib_ext.cli.progress import COMPLETED_TRIALS
+
+    def finished(result) -> bool:
+        # Completed in this run (Tune's stop criteria or scheduler), or before it (``done``).
+        return str(result.path) in COMPLETED_TRIALS or bool((result.metrics or {}).get("done"))
+
     return [
         TrialOutcome(
             trial_id=Path(result.path).name,
@@ -339,7 +349,7 @@ def _outcomes(grid) -> list[TrialOutcome]:
             metrics=result.metrics or {},
             dataframe=result.metrics_dataframe,
             error=None if result.error is None else _error_message(result.error),
-            finished=bool((result.metrics or {}).get("done")),
+            finished=finished(result),
             config=dict(result.config or {}),
             checkpoints=[(c.path, metrics or {}) for c, metrics in result.best_checkpoints or []],
             checkpoint=None if result.checkpoint is None else result.checkpoint.path,

@@ -52,3 +52,28 @@ def test_projected_env_steps(iteration, steps, target, expected):
 
 def test_eta_of_other_stops_is_unchanged():
     assert eta_seconds(_result(2, 2000), {"training_iteration": 4}) == pytest.approx(4.0)
+
+
+def test_a_trial_tune_completed_is_finished_even_without_done_in_its_last_result(tmp_path):
+    """ASHA stopping a trial on its first result after a restore can leave ``done`` out of
+    that result; the CLI takes "finished" from Tune's completion callback as well."""
+    from types import SimpleNamespace
+
+    from rllib_ext.cli.progress import COMPLETED_TRIALS, ProgressPrinter
+    from rllib_ext.cli.runner import _outcomes
+
+    def result(name, metrics):
+        return SimpleNamespace(path=str(tmp_path / name), metrics=metrics,
+                               metrics_dataframe=None, error=None, config={},
+                               best_checkpoints=[], checkpoint=None)
+
+    grid = [result("stopped_by_asha", {"training_iteration": 1}),
+            result("interrupted", {"training_iteration": 2}),
+            result("done_before_the_restore", {"training_iteration": 3, "done": True})]
+    COMPLETED_TRIALS.clear()
+    ProgressPrinter({}, "x").on_trial_complete(
+        0, [], SimpleNamespace(trial_id="a", path=str(tmp_path / "stopped_by_asha"), config={}))
+    try:
+        assert [o.finished for o in _outcomes(grid)] == [True, False, True]
+    finally:
+        COMPLETED_TRIALS.clear()
