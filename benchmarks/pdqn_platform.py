@@ -96,6 +96,7 @@ def plain_loop(steps: int, seed: int = 1) -> dict:
     from rllib_ext.algorithms.pdqn.torch.default_pdqn_torch_rl_module import (
         DefaultPDQNTorchRLModule,
     )
+    from rllib_ext.core.parameterised.action_layout import layout_from_space
     from rllib_ext.core.parameterised.parameterised_learner import linear_epsilon
     from rllib_ext.core.parameterised.parameterised_replay import ParameterisedReplay
     from rllib_ext.envs import make
@@ -108,7 +109,8 @@ def plain_loop(steps: int, seed: int = 1) -> dict:
         action_space=env.action_space, model_config=cfg.model_config,
     ).build()
     update = PlainUpdate(module, cfg)
-    replay = ParameterisedReplay(cfg.replay_capacity, 9, 3, seed=seed)
+    replay = ParameterisedReplay(cfg.replay_capacity, 9, layout_from_space(env.action_space),
+                                 seed=seed)
     obs, _ = env.reset(seed=seed)
     episodes = updates = 0
     start = time.perf_counter()

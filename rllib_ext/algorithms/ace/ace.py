@@ -34,7 +34,7 @@ from ray.exceptions import RayActorError
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.sac.sac import SAC, SACConfig
 from ray.rllib.core.columns import Columns
-from ray.rllib.core.rl_module.rl_module import DEFAULT_MODULE_ID, RLModuleSpec
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import (
     ENV_RUNNER_RESULTS,
@@ -58,6 +58,12 @@ from rllib_ext.algorithms.ace.torch.default_ace_torch_rl_module import (
     RANDOM_WARMUP_KEY,
     ACECatalog,
 )
+from rllib_ext.core.module_replays import (
+    ModuleReplays,
+    PerModule,
+    module_chunks,
+    trained_module_ids,
+)
 from rllib_ext.core.non_finite import NonFiniteGuardConfig
 from rllib_ext.core.plain_config import PlainDictConfig
 from rllib_ext.core.random_streams import SeparateEvaluationRandomness
@@ -69,7 +75,7 @@ from rllib_ext.core.replay import (
 )
 from rllib_ext.core.replay_training import ReplayTrainingStep
 from rllib_ext.core.rllib_compat import config_value_error
-from rllib_ext.core.spaces import FLATTEN_OBSERVATIONS_FIX, is_image_space, module_spaces
+from rllib_ext.core.spaces import FLATTEN_OBSERVATIONS_FIX, is_image_space, policy_spaces
 from rllib_ext.core.threads import limit_torch_threads
 from rllib_ext.core.validation import KnobChecks, is_integer, is_real
 
@@ -299,11 +305,6 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
             config_value_error(self,
                 "ACE supports framework='torch' only; call config.framework('torch')."
             )
-        if self.is_multi_agent:
-            config_value_error(self,
-                "ACE supports single-agent envs only (its causal fits, weights and soft resets "
-                "are kept per run, not yet per module); remove config.multi_agent(), or train "
-                "the agents with PDQNConfig / PADDPGConfig / PGConfig, which take it.")
         self.check_number("tau", low=0, high=1, low_open=True, example=0.005)
         self.check_number("initial_alpha", low=0, low_open=True, example=1.0)
         if self.target_entropy != "auto":
@@ -398,7 +399,8 @@ class ACEConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfig, SACConfig):
                 "YourCallback]) (ACECallback from rllib_ext.algorithms.ace)."
             )
         if self.env is not None:
-            self.validate_spaces(*module_spaces(self))
+            for observation_space, action_space in policy_spaces(self).values():
+                self.validate_spaces(observation_space, action_space)
 
     def validate_spaces(self, observation_space: gym.Space, action_space: gym.Space) -> None:
         """Rejects spaces ACE cannot handle, with the fix."""
@@ -453,12 +455,21 @@ def causal_obs_dim(observation_space: gym.spaces.Box) -> int:
 class ACE(SeparateEvaluationRandomness, ReplayTrainingStep, SAC):
     """ACE on the off-policy training step (see the module docstring). Tune name: ``"ACE"``.
 
+    Multi-agent (``config.multi_agent(...)``), every trained module (``policies_to_train``)
+    has its own replay, causal FIFO, causal weights, dormancy measurement and soft resets; the
+    agents mapped to a module share them. One causal worker runs every module's fits in turn.
+
     Attributes:
-        replay: The flat transition replay (:class:`~rllib_ext.core.replay.
-            TransitionReplay`), checkpointed only with ``store_replay_in_checkpoint`` (else a
-            restored run refills it before learning).
-        causal: ACE's causal state (:class:`~.causal_state.CausalState`: FIFO, weights, fit
-            status, the fit in flight), checkpointed.
+        replay: The flat transition replays, one per trained module
+            (:class:`~rllib_ext.core.module_replays.ModuleReplays` of
+            :class:`~rllib_ext.core.replay.TransitionReplay`), checkpointed only with
+            ``store_replay_in_checkpoint`` (else a restored run refills them before learning).
+        causal: ACE's causal state per trained module (a
+            :class:`~rllib_ext.core.module_replays.PerModule` of
+            :class:`~.causal_state.CausalState`: FIFO, weights, fit status, the fit in flight),
+            checkpointed; single-agent, ``algo.causal.weights`` reads the one module's.
+        causal_worker: The :class:`~.causal_state.CausalWorker` actor (created on the first
+            asynchronous fit, recreated if it dies).
     """
 
     #: Seconds each causal fit sleeps before fitting: 0 here; tests subclass ACE with a delay
@@ -487,59 +498,71 @@ class ACE(SeparateEvaluationRandomness, ReplayTrainingStep, SAC):
     @override(SAC)
     def setup(self, config: ACEConfig) -> None:
         limit_torch_threads(config)
-        obs_space, action_space = module_spaces(config)
-        obs_dim, action_dim = int(np.prod(obs_space.shape)), int(action_space.shape[0])
-        self._causal_obs_dim = causal_obs_dim(obs_space)
+        spaces = policy_spaces(config)
+        module_ids = trained_module_ids(spaces, config.policies_to_train)
         # ``on_algorithm_init`` runs inside super().setup(): the causal state exists first.
-        self.causal = CausalState(config.causal_sample_size, self._causal_obs_dim, action_dim)
+        self._causal_obs_dims = {m: causal_obs_dim(spaces[m][0]) for m in module_ids}
+        self.causal = PerModule({
+            m: CausalState(config.causal_sample_size, self._causal_obs_dims[m],
+                           int(spaces[m][1].shape[0])) for m in module_ids})
+        self.causal_worker = None
         super().setup(config)
-        # SAC's episode replay is not used: ACE keeps transitions in its flat replay.
+        # SAC's episode replay is not used: ACE keeps transitions in its flat replays.
         self.local_replay_buffer = None
         alpha, self._replay_beta = config.replay_alpha_beta
-        self.replay = TransitionReplay(
-            config.replay_buffer_config["capacity"],
-            {Columns.OBS: ((obs_dim,), np.float32), Columns.NEXT_OBS: ((obs_dim,), np.float32),
-             Columns.ACTIONS: ((action_dim,), np.float32), Columns.REWARDS: ((), np.float32),
-             Columns.TERMINATEDS: ((), np.float32)},
-            alpha=alpha, seed=config.seed)
+        replays = {}
+        for index, module_id in enumerate(module_ids):
+            obs_space, action_space = spaces[module_id]
+            obs_dim, action_dim = int(np.prod(obs_space.shape)), int(action_space.shape[0])
+            replays[module_id] = TransitionReplay(
+                config.replay_buffer_config["capacity"],
+                {Columns.OBS: ((obs_dim,), np.float32),
+                 Columns.NEXT_OBS: ((obs_dim,), np.float32),
+                 Columns.ACTIONS: ((action_dim,), np.float32),
+                 Columns.REWARDS: ((), np.float32), Columns.TERMINATEDS: ((), np.float32)},
+                # Module i samples with seed + i: the single-agent replay keeps the seed.
+                alpha=alpha, seed=None if config.seed is None else config.seed + index)
+        self.replay = ModuleReplays(replays)
 
     @override(ReplayTrainingStep)
     def store_episodes(self, episodes) -> int:
-        """Every new step of the sampled episode chunks into the replay and the causal FIFO."""
-        added = 0
-        for episode in episodes:
+        """Every new step of the sampled episode chunks into its module's replay and causal
+        FIFO (multi-agent chunks split by agent); returns the env steps."""
+        chunks, env_steps = module_chunks(episodes, self.replay.replays)
+        for module_id, episode in chunks:
             steps = len(episode)
-            if steps == 0:
-                continue
             columns = episode_transitions(episode)
             columns[Columns.ACTIONS] = np.asarray(episode.get_actions(), np.float32).reshape(
                 steps, -1)
-            self.replay.add(**columns)
-            self.causal.fifo.add(columns[Columns.OBS][:, :self._causal_obs_dim],
-                                 columns[Columns.ACTIONS], columns[Columns.REWARDS])
-            added += steps
-        return added
+            self.replay[module_id].add(**columns)
+            self.causal[module_id].fifo.add(
+                columns[Columns.OBS][:, :self._causal_obs_dims[module_id]],
+                columns[Columns.ACTIONS], columns[Columns.REWARDS])
+        return env_steps
 
     @override(SAC)
     def training_step(self) -> None:
         num_updates = self.owed_updates(self.sample_into_replay())
         if num_updates == 0:
             return
+        data = {}
         with self.metrics.log_time((TIMERS, REPLAY_BUFFER_SAMPLE_TIMER)):
-            idx, weights = self.replay.sample_indices(
-                num_updates * self.config.total_train_batch_size, beta=self._replay_beta)
-            data = self.replay.gather(idx)
-            data[IS_WEIGHTS] = weights
-            if self.replay.prioritized:
-                data[REPLAY_INDEX] = idx
-        learner_results = self.learn_on({DEFAULT_MODULE_ID: data}, timesteps={
+            for module_id, replay in self.replay.replays.items():
+                idx, weights = replay.sample_indices(
+                    num_updates * self.config.total_train_batch_size, beta=self._replay_beta)
+                data[module_id] = replay.gather(idx)
+                data[module_id][IS_WEIGHTS] = weights
+                if replay.prioritized:
+                    data[module_id][REPLAY_INDEX] = idx
+        learner_results = self.learn_on(data, timesteps={
             NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
                 (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)})
-        if self.replay.prioritized:
+        if any(replay.prioritized for replay in self.replay.replays.values()):
             with self.metrics.log_time((TIMERS, REPLAY_BUFFER_UPDATE_PRIOS_TIMER)):
                 for result in self.learner_group.foreach_learner(
                         lambda learner: learner.pop_priority_updates()):
-                    self.replay.update_priorities(*result.get())
+                    for module_id, (rows, td_errors) in result.get().items():
+                        self.replay[module_id].update_priorities(rows, td_errors)
         self.sync_runner_weights(learner_results)
 
     # -- causal fits (called from ACECallback.on_train_result) ------------------------------
@@ -550,27 +573,30 @@ class ACE(SeparateEvaluationRandomness, ReplayTrainingStep, SAC):
                 "coefficients": self.config.causal_coefficients,
                 "random_state": self.config.seed}
 
-    def submit_causal_fit(self) -> None:
-        """Fits on the FIFO's current data: in the causal actor (``causal_async``, returns at
-        once) or here (blocking; the weights are applied before this returns)."""
-        cfg, state = self.config, self.causal
+    def submit_causal_fit(self, module_id: str | None = None) -> None:
+        """Fits on ``module_id``'s FIFO (single-agent: the one module): in the causal actor
+        (``causal_async``, returns at once) or here (blocking; the weights are applied before
+        this returns)."""
+        module_id = self._one_module(module_id)
+        cfg, state = self.config, self.causal[module_id]
         obs, actions, rewards = state.fifo.arrays()
         if not cfg.causal_async:
             state.mark_submitted()
-            self._apply_causal_weights(state.record_fit(run_fit(
+            self._apply_causal_weights(module_id, state.record_fit(run_fit(
                 obs, actions, rewards, self._fit_options(), self.causal_fit_delay_s)))
             return
-        if state.worker is None:
-            state.worker = create_causal_worker(cfg.causal_worker_num_cpus,
-                                                cfg.causal_num_threads)
-        state.mark_submitted(state.worker.fit.remote(obs, actions, rewards,
-                                                     self._fit_options(),
-                                                     self.causal_fit_delay_s))
+        if self.causal_worker is None:
+            self.causal_worker = create_causal_worker(cfg.causal_worker_num_cpus,
+                                                      cfg.causal_num_threads)
+        state.mark_submitted(self.causal_worker.fit.remote(obs, actions, rewards,
+                                                           self._fit_options(),
+                                                           self.causal_fit_delay_s))
 
-    def poll_causal_fit(self) -> None:
-        """Takes a finished fit's weights, never waiting; a dead worker is replaced and its
-        fit becomes due again."""
-        state = self.causal
+    def poll_causal_fit(self, module_id: str | None = None) -> None:
+        """Takes ``module_id``'s finished fit's weights, never waiting; a dead worker is
+        dropped (the next submission creates a new one) and the fit becomes due again."""
+        module_id = self._one_module(module_id)
+        state = self.causal[module_id]
         if state.pending is None:
             return
         ready, _ = ray.wait([state.pending], timeout=0)
@@ -580,45 +606,61 @@ class ACE(SeparateEvaluationRandomness, ReplayTrainingStep, SAC):
             fit = ray.get(ready[0])
         except RayActorError:
             state.record_worker_death()
+            self.causal_worker = None
             return
-        self._apply_causal_weights(state.record_fit(fit))
+        self._apply_causal_weights(module_id, state.record_fit(fit))
 
-    def _apply_causal_weights(self, weights: np.ndarray) -> None:
-        self.learner_group.foreach_learner(lambda learner, w=weights: learner.set_causal_weights(w))
+    def _one_module(self, module_id: str | None) -> str:
+        if module_id is not None:
+            return module_id
+        (module_id,) = self.causal  # single-agent (one module): no id needed
+        return module_id
+
+    def _apply_causal_weights(self, module_id: str, weights: np.ndarray) -> None:
+        self.learner_group.foreach_learner(
+            lambda learner, w=weights, m=module_id: learner.set_causal_weights(w, m))
 
     # -- soft resets (called from ACECallback.on_train_result) ------------------------------
 
-    def learner_ace_stats(self) -> dict:
-        """The learners' ACE counters (all learners hold the same; the first one's)."""
+    def learner_ace_stats(self) -> dict[str, dict]:
+        """``{module_id: the learners' ACE counters}`` (all learners hold the same; the first
+        one's)."""
+        module_ids = list(self.causal)
         return next(iter(self.learner_group.foreach_learner(
-            lambda learner: learner.ace_stats()))).get()
+            lambda learner: learner.module_ace_stats(module_ids)))).get()
 
-    def maybe_reset(self, stats: dict) -> dict | None:
-        """A soft reset on every learner when ``reset_interval`` gradient updates passed since
-        the last one; the env runners get the reset weights at once. Returns the learners'
-        new stats, or None if no reset was due."""
+    def maybe_reset(self, stats: dict, module_id: str | None = None) -> dict | None:
+        """A soft reset of ``module_id`` (single-agent: the one module) on every learner when
+        ``reset_interval`` of its gradient updates passed since its last one; the env runners
+        get the reset weights at once. ``stats``: the module's learner counters. Returns its
+        new counters, or None if no reset was due."""
+        module_id = self._one_module(module_id)
         cfg = self.config
         if cfg.reset_interval == 0 or (
                 stats["num_gradient_updates"] - stats["last_reset_update"] < cfg.reset_interval):
             return None
         low, high = cfg.perturb_factor_min, cfg.perturb_factor_max
         if cfg.reset_strength == "causal":
-            factor = causal_perturb_factor(self.causal.weights, low, high)
+            factor = causal_perturb_factor(self.causal[module_id].weights, low, high)
         else:
             factor = perturb_factor(stats["dormancy_ratio"], low, high)
         # One seed for every learner: their fresh initialisations (and so their weights after
-        # the reset) must be identical.
-        seed = int(np.random.SeedSequence(
-            [cfg.seed if cfg.seed is not None else np.random.randint(2**31), stats["num_resets"]]
-        ).generate_state(1)[0])
+        # the reset) must be identical. Each module draws its own (its index in the entropy
+        # when there are several).
+        entropy = [cfg.seed if cfg.seed is not None else np.random.randint(2**31),
+                   stats["num_resets"]]
+        if not self.causal.single:
+            entropy.append(list(self.causal).index(module_id))
+        seed = int(np.random.SeedSequence(entropy).generate_state(1)[0])
         results = self.learner_group.foreach_learner(
-            lambda learner, f=factor, s=seed: (learner.soft_reset(f, s), learner.ace_stats())[1])
+            lambda learner, f=factor, s=seed, m=module_id: (
+                learner.soft_reset(f, s, m), learner.ace_stats(m))[1])
         # RLlib's sync is fire-and-forget and drops the call while the iteration's own
         # ``set_state`` is still in flight (one request per runner); a timeout makes it wait
         # for that one first, so the reset weights are always queued on every runner.
         self.env_runner_group.sync_weights(
-            from_worker_or_learner_group=self.learner_group, inference_only=True,
-            timeout_seconds=cfg.env_runner_health_probe_timeout_s)
+            from_worker_or_learner_group=self.learner_group, policies=[module_id],
+            inference_only=True, timeout_seconds=cfg.env_runner_health_probe_timeout_s)
         return next(iter(results)).get()
 
     @override(SAC)
@@ -634,11 +676,12 @@ class ACE(SeparateEvaluationRandomness, ReplayTrainingStep, SAC):
             self.causal.set_state(state[ACE_ALGORITHM_STATE])
             # The learners restored their weights with their own state; make sure they use
             # the algorithm's (the two are written together, this only guards a mismatch).
-            self._apply_causal_weights(self.causal.weights)
+            for module_id in self.causal:
+                self._apply_causal_weights(module_id, self.causal[module_id].weights)
 
     @override(SAC)
     def cleanup(self) -> None:
-        if self.causal.worker is not None:
-            ray.kill(self.causal.worker)
-            self.causal.worker = None
+        if self.causal_worker is not None:
+            ray.kill(self.causal_worker)
+            self.causal_worker = None
         super().cleanup()

@@ -11,6 +11,9 @@ in the algorithm (``ACE.causal``, the learners' counters); this callback only de
 3. soft-resets every ``reset_interval`` gradient updates (``ACE.maybe_reset``: every Learner,
    then the env runners);
 4. writes the ``ace`` metrics into the result.
+
+Multi-agent, each trained module goes through 1-3 on its own, and its metrics are under
+``result["ace"][module_id]`` (single-agent they are ``result["ace"]`` itself).
 """
 
 from __future__ import annotations
@@ -25,17 +28,24 @@ class ACECallback(RLlibCallback):
     """Causal fits, resets and ACE's metrics, once per iteration."""
 
     def on_train_result(self, *, algorithm, result, **kwargs) -> None:
-        algorithm.poll_causal_fit()
-        if algorithm.causal.fit_due(algorithm.config.causal_update_interval):
-            algorithm.submit_causal_fit()
-        stats = algorithm.learner_ace_stats()
-        stats = algorithm.maybe_reset(stats) or stats
-        result[ACE_RESULTS] = ace_metrics(algorithm, stats)
+        # Every module's finished fit first: a dead worker is noticed before any submission.
+        for module_id in algorithm.causal:
+            algorithm.poll_causal_fit(module_id)
+        for module_id in algorithm.causal:
+            if algorithm.causal[module_id].fit_due(algorithm.config.causal_update_interval):
+                algorithm.submit_causal_fit(module_id)
+        metrics = {}
+        for module_id, stats in algorithm.learner_ace_stats().items():
+            stats = algorithm.maybe_reset(stats, module_id) or stats
+            metrics[module_id] = ace_metrics(algorithm.causal[module_id], stats)
+        result[ACE_RESULTS] = (next(iter(metrics.values())) if algorithm.causal.single
+                               else metrics)
 
 
-def ace_metrics(algorithm, stats: dict) -> dict:
-    """The ``ace`` result section: causal weights and fit status, reset and update counters."""
-    state = algorithm.causal
+def ace_metrics(state, stats: dict) -> dict:
+    """One module's ``ace`` result section: causal weights and fit status (``state``, its
+    :class:`~.causal_state.CausalState`), reset and update counters (``stats``, its learner
+    counters)."""
     metrics = {f"causal_weight_{i}": float(w) for i, w in enumerate(state.weights)}
     metrics.update({
         "causal_fits": state.num_fits,

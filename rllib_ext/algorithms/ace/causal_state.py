@@ -91,7 +91,6 @@ class CausalState:
         num_worker_restarts: Causal workers recreated after dying.
         pending, pending_step, pending_since: The fit in flight (ObjectRef, its data step,
             its submission time), not checkpointed.
-        worker: The :class:`CausalWorker` actor (created on the first asynchronous fit).
     """
 
     _CHECKPOINTED = ("weights", "num_fits", "num_fallbacks", "last_fallback", "last_fit_s",
@@ -112,7 +111,6 @@ class CausalState:
         self.pending = None
         self.pending_step: int | None = None
         self.pending_since: float | None = None
-        self.worker = None
         self._previous_submitted_step: int | None = None
         self._warned_pending = False
         self._resubmit = False
@@ -156,7 +154,6 @@ class CausalState:
         self.num_worker_restarts += 1
         self.last_submitted_step = self._previous_submitted_step
         self.pending = self.pending_step = self.pending_since = None
-        self.worker = None
         self._resubmit = True
 
     def pending_seconds(self) -> float:

@@ -14,7 +14,6 @@ import numpy as np
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
-from ray.rllib.env import INPUT_ENV_SINGLE_SPACES, INPUT_ENV_SPACES
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import (
     ENV_RUNNER_RESULTS,
@@ -24,6 +23,7 @@ from ray.rllib.utils.metrics import (
     TIMERS,
 )
 
+from rllib_ext.core.module_replays import ModuleReplays, module_chunks, trained_module_ids
 from rllib_ext.core.non_finite import NonFiniteGuardConfig
 from rllib_ext.core.parameterised.action_layout import (
     ActionLayout,
@@ -34,7 +34,7 @@ from rllib_ext.core.parameterised.parameterised_learner import (
     EPSILON_BUFFER,
     scheduled_epsilon,
 )
-from rllib_ext.core.parameterised.parameterised_replay import ModuleReplays, ParameterisedReplay
+from rllib_ext.core.parameterised.parameterised_replay import ParameterisedReplay
 from rllib_ext.core.plain_config import PlainDictConfig
 from rllib_ext.core.random_streams import SeparateEvaluationRandomness
 from rllib_ext.core.replay_training import ReplayTrainingStep
@@ -365,30 +365,22 @@ class ParameterisedActionAlgorithm(SeparateEvaluationRandomness, ReplayTrainingS
     def setup(self, config: ParameterisedActionConfig) -> None:
         limit_torch_threads(config)
         super().setup(config)
-        replays, layouts = {}, {}
+        replays = {}
         for index, module_id in enumerate(self.trained_module_ids()):
             obs_space, action_space = self.spaces[module_id]
-            layout = layout_from_space(action_space, self.config.param_layout)
             # Module i samples with seed + i: the single-agent replay keeps the seed.
             seed = None if self.config.seed is None else self.config.seed + index
+            layout = layout_from_space(action_space, self.config.param_layout)
             replays[module_id] = ParameterisedReplay(
-                self.config.replay_capacity, int(np.prod(obs_space.shape)),
-                layout.total_params, extra_columns=self.replay_extra_columns(layout), seed=seed)
-            layouts[module_id] = layout
-        self.replay = ModuleReplays(replays, layouts)
+                self.config.replay_capacity, int(np.prod(obs_space.shape)), layout,
+                extra_columns=self.replay_extra_columns(layout), seed=seed)
+        self.replay = ModuleReplays(replays)
         self._runners_epsilon: float | None = None  # the ε last set on the env runners
 
     def trained_module_ids(self) -> list[str]:
         """The RL modules the learners train (``policies_to_train``; all by default), in the
         order of ``config.policies``: each gets a replay."""
-        module_ids = [module_id for module_id in self.spaces
-                      if module_id not in (INPUT_ENV_SPACES, INPUT_ENV_SINGLE_SPACES)]
-        to_train = self.config.policies_to_train
-        if to_train is None:
-            return module_ids
-        if callable(to_train):
-            return [module_id for module_id in module_ids if to_train(module_id, None)]
-        return [module_id for module_id in module_ids if module_id in set(to_train)]
+        return trained_module_ids(self.spaces, self.config.policies_to_train)
 
     def set_runners_epsilon(self, epsilon: float) -> None:
         """Sets ε on every env runner when the schedule moved (once per episode while it
@@ -425,7 +417,12 @@ class ParameterisedActionAlgorithm(SeparateEvaluationRandomness, ReplayTrainingS
 
     @override(ReplayTrainingStep)
     def store_episodes(self, episodes) -> int:
-        return self.replay.add_episodes(episodes)
+        """Every new step of the sampled chunks into its module's replay (multi-agent chunks
+        split by agent); returns the env steps."""
+        chunks, env_steps = module_chunks(episodes, self.replay.replays)
+        for module_id, chunk in chunks:
+            self.replay[module_id].add_episodes([chunk])
+        return env_steps
 
     @override(Algorithm)
     def training_step(self) -> None:

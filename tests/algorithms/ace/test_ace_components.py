@@ -378,10 +378,3 @@ def test_exploration_clamps_log_std_to_the_configured_bounds(bounds, expected_st
     expected = torch.distributions.Normal(0.3, expected_std).log_prob(x) - torch.log(
         1 - a ** 2)
     assert logp.item() == pytest.approx(expected.item(), rel=1e-3)
-
-
-def test_multi_agent_is_refused_with_the_algorithms_that_take_it():
-    config = _config().multi_agent(policies={"a", "b"},
-                                   policy_mapping_fn=lambda agent_id, episode, **kw: "a")
-    with pytest.raises(ValueError, match=r"single-agent envs only .*PDQNConfig / PADDPGConfig"):
-        config.validate()

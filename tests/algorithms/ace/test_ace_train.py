@@ -61,7 +61,7 @@ def test_async_fit_never_blocks_and_a_dead_worker_is_replaced(ray_session):
     try:
         results = [algo.train()[ACE_RESULTS] for _ in range(3)]
         assert results[-1]["causal_fit_pending"] == 1 and results[-1]["causal_fits"] == 0
-        first = algo.causal.worker
+        first = algo.causal_worker
         ray.kill(first)  # the worker dies with a fit in flight
         pending = []
         for _ in range(2000):
@@ -69,7 +69,7 @@ def test_async_fit_never_blocks_and_a_dead_worker_is_replaced(ray_session):
             if ace["causal_fits"]:
                 break
             pending.append(ace["causal_fit_pending"])
-        assert ace["causal_worker_restarts"] == 1 and algo.causal.worker is not first
+        assert ace["causal_worker_restarts"] == 1 and algo.causal_worker is not first
         assert ace["causal_fits"] == 1 and ace["causal_fallbacks"] == 0
         assert sum(pending) >= 2  # iterations kept completing while the refit ran
         weights = algo.causal.weights

@@ -147,7 +147,7 @@ def test_each_action_space_form_trains_and_replays_the_scores(ray_session, env, 
     learner = result["learners"]["default_policy"]
     assert np.isfinite(learner[CRITIC_LOSS_KEY]) and np.isfinite(learner["actor_loss"])
     assert any(not torch.equal(before[k], after[k]) for k in before)
-    assert scores.shape[1] == algo.replay.layouts["default_policy"].num_actions
+    assert scores.shape[1] == algo.replay["default_policy"].layout.num_actions
     assert np.all((scores >= 0) & (scores < 1)) and scores.std() > 0.1
     np.testing.assert_array_equal(
         algo.replay.columns[ACTION_INDEX][: len(algo.replay)], scores.argmax(-1))

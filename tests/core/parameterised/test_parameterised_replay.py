@@ -35,8 +35,8 @@ def test_replay_stores_all_parameters_and_terminal_only_at_the_end():
         rewards=[1.0, 2.0], terminated=True, len_lookback_buffer=0,
         observation_space=spaces.Box(-9, 9, (2,)), action_space=space,
     ).to_numpy()
-    replay = ParameterisedReplay(10, 2, 4, seed=0)
-    assert replay.add_episodes([ep], layout) == 2
+    replay = ParameterisedReplay(10, 2, layout, seed=0)
+    assert replay.add_episodes([ep]) == 2
     cols = replay.columns
     np.testing.assert_array_equal(cols[ACTION_PARAMS][:2], [[0, 0, 0, 9], [2, 2, -2, 9]])
     np.testing.assert_array_equal(cols[ACTION_INDEX][:2], [0, 2])
@@ -48,7 +48,8 @@ def test_replay_stores_all_parameters_and_terminal_only_at_the_end():
 
 
 def test_replay_ring_wraps():
-    replay = ParameterisedReplay(3, 1, 1, seed=0)
+    replay = ParameterisedReplay(3, 1, layout_from_space(spaces.Tuple((spaces.Discrete(1), BOX1))),
+                                 seed=0)
     for i in range(5):
         replay.add(**{Columns.OBS: [[i]], Columns.NEXT_OBS: [[i]], ACTION_INDEX: [i],
                       ACTION_PARAMS: [[i]], Columns.REWARDS: [i], Columns.TERMINATEDS: [0]})

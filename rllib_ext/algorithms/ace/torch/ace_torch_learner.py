@@ -11,6 +11,7 @@ causality-aware entropy.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from ray.rllib.algorithms.sac.torch.sac_torch_learner import SACTorchLearner
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.learner import POLICY_LOSS_KEY
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
+from ray.rllib.core.rl_module.rl_module import DEFAULT_MODULE_ID
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.typing import ModuleID
 
@@ -66,6 +68,29 @@ _PARTS = {
     "qf": (("qf_encoder", "qf"), ("target_qf_encoder", "target_qf")),
     "qf_twin": (("qf_twin_encoder", "qf_twin"), ("target_qf_twin_encoder", "target_qf_twin")),
 }
+
+
+@dataclass
+class ModuleCounters:
+    """One RL module's ACE counters on a learner: its gradient and policy steps, the last
+    measured gradient dormancy (and, for ``reset_scope="dormant"``, the dormant masks), its
+    resets. Each module (policy) of a multi-agent run has its own: modules step together but
+    measure and reset on their own."""
+
+    num_gradient_updates: int = 0
+    num_policy_updates: int = 0
+    dormancy_ratio: float = 0.0
+    num_resets: int = 0
+    last_reset_update: int = 0
+    last_reset_factor: float = 1.0
+    #: Not checkpointed (a restored run measures again before a dormant-only reset).
+    dormant_masks: dict = field(default_factory=dict, repr=False)
+
+    def stats(self) -> dict[str, float]:
+        """The checkpointed counters, under the metric keys."""
+        stats = asdict(self)
+        del stats["dormant_masks"]
+        return stats
 
 
 def _nets(module, names) -> torch.nn.ModuleList:
@@ -220,25 +245,25 @@ class ACETorchLearner(ChunkedUpdateTorchLearner, GradientStepLearner, SACTorchLe
     def build(self) -> None:
         super().build()
         self._causal_weights: dict[ModuleID, torch.Tensor] = {}
-        self._num_updates = 0
-        self._num_policy_updates = 0
-        self._dormancy_ratio = 0.0
-        self._dormant_masks: dict[str, list[torch.Tensor]] = {}
-        self._num_resets = 0
-        self._last_reset_update = 0
-        self._last_reset_factor = 1.0
-        self._priority_updates: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._counters: dict[ModuleID, ModuleCounters] = {}
+        self._priority_updates: dict[ModuleID, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+
+    def counters(self, module_id: ModuleID = DEFAULT_MODULE_ID) -> ModuleCounters:
+        """``module_id``'s counters (zero until its first step)."""
+        if module_id not in self._counters:
+            self._counters[module_id] = ModuleCounters()
+        return self._counters[module_id]
 
     # -- causal weights ---------------------------------------------------------------------
 
-    def causal_weights(self, module_id: ModuleID = "default_policy") -> torch.Tensor:
+    def causal_weights(self, module_id: ModuleID = DEFAULT_MODULE_ID) -> torch.Tensor:
         """Current weights (A,) of ``module_id``; ones until the first causal fit."""
         if module_id not in self._causal_weights:
             dim = int(np.prod(self.module[module_id].unwrapped().action_space.shape))
             self._causal_weights[module_id] = torch.ones(dim, device=learner_device(self))
         return self._causal_weights[module_id]
 
-    def set_causal_weights(self, weights, module_id: ModuleID = "default_policy") -> None:
+    def set_causal_weights(self, weights, module_id: ModuleID = DEFAULT_MODULE_ID) -> None:
         """Replaces the weights used by the losses from the next gradient step on."""
         current = self.causal_weights(module_id)
         new = torch.as_tensor(np.asarray(weights, dtype=np.float32), device=current.device)
@@ -256,7 +281,8 @@ class ACETorchLearner(ChunkedUpdateTorchLearner, GradientStepLearner, SACTorchLe
         for module_id, module_batch in batch.items():
             module = self.module[module_id].unwrapped()
             config = self.config.get_config_for_module(module_id)
-            policy_step = self._num_updates % config.policy_update_freq == 0
+            counters = self.counters(module_id)
+            policy_step = counters.num_gradient_updates % config.policy_update_freq == 0
             common = {"weights": self.causal_weights(module_id),
                       "log_alpha": self.curr_log_alpha[module_id]}
             if config.sequential_actor_update:
@@ -292,12 +318,13 @@ class ACETorchLearner(ChunkedUpdateTorchLearner, GradientStepLearner, SACTorchLe
                 # Target critics: Polyak step (tau) only on policy steps, as the reference.
                 for main, target in module.get_target_network_pairs():
                     polyak_update(main, target, config.tau)
-                self._num_policy_updates += 1
-            self._num_updates += 1
+                counters.num_policy_updates += 1
+            counters.num_gradient_updates += 1
             if REPLAY_INDEX in module_batch:
-                self._priority_updates.append((module_batch[REPLAY_INDEX], td_error))
-            stats[NUM_GRADIENT_UPDATES_KEY] = self._num_updates
-            stats[NUM_POLICY_UPDATES_KEY] = self._num_policy_updates
+                self._priority_updates.setdefault(module_id, []).append(
+                    (module_batch[REPLAY_INDEX], td_error))
+            stats[NUM_GRADIENT_UPDATES_KEY] = counters.num_gradient_updates
+            stats[NUM_POLICY_UPDATES_KEY] = counters.num_policy_updates
             self.metrics.log_dict(stats, key=module_id, window=1)
             total_loss[module_id] = total
         return {}, total_loss, {}
@@ -324,24 +351,24 @@ class ACETorchLearner(ChunkedUpdateTorchLearner, GradientStepLearner, SACTorchLe
         parts = (["policy"] if policy else []) + (
             [p for p in ("qf", "qf_twin") if hasattr(module, _PARTS[p][0][0])]
             if critics and config.reset_scope == "dormant" else [])
+        counters = self.counters(module_id)
         for part in parts:
             names, _ = _PARTS[part]
             ratio, masks = gradient_dormancy(linear_layers(_nets(module, names)),
                                              config.dormancy_threshold)
-            self._dormant_masks[part] = masks
+            counters.dormant_masks[part] = masks
             if part == "policy":
-                self._dormancy_ratio = ratio
+                counters.dormancy_ratio = ratio
                 self.metrics.log_value((module_id, DORMANCY_RATIO_KEY), ratio, window=1)
 
-    def pop_priority_updates(self) -> tuple[np.ndarray, np.ndarray]:
-        """(replay rows, |TD errors|) of the steps since the last call, for the algorithm's
-        prioritised replay (empty arrays if the batches carried no replay index)."""
-        updates, self._priority_updates = self._priority_updates, []
-        if not updates:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        rows = torch.cat([u[0] for u in updates]).cpu().numpy()
-        td = torch.cat([u[1] for u in updates]).float().cpu().numpy()
-        return rows, td
+    def pop_priority_updates(self) -> dict[ModuleID, tuple[np.ndarray, np.ndarray]]:
+        """``{module_id: (replay rows, |TD errors|)}`` of the steps since the last call, for
+        the algorithm's prioritised replays (modules whose batches carried no replay index
+        are absent)."""
+        updates, self._priority_updates = self._priority_updates, {}
+        return {module_id: (torch.cat([u[0] for u in steps]).cpu().numpy(),
+                            torch.cat([u[1] for u in steps]).float().cpu().numpy())
+                for module_id, steps in updates.items()}
 
     @override(SACTorchLearner)
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
@@ -355,19 +382,17 @@ class ACETorchLearner(ChunkedUpdateTorchLearner, GradientStepLearner, SACTorchLe
 
     # -- resets -----------------------------------------------------------------------------
 
-    def ace_stats(self) -> dict[str, float]:
-        """Counters the reset decision and the metrics need."""
-        return {
-            NUM_GRADIENT_UPDATES_KEY: self._num_updates,
-            NUM_POLICY_UPDATES_KEY: self._num_policy_updates,
-            DORMANCY_RATIO_KEY: self._dormancy_ratio,
-            "num_resets": self._num_resets,
-            "last_reset_update": self._last_reset_update,
-            "last_reset_factor": self._last_reset_factor,
-        }
+    def ace_stats(self, module_id: ModuleID = DEFAULT_MODULE_ID) -> dict[str, float]:
+        """``module_id``'s counters the reset decision and the metrics need."""
+        return self.counters(module_id).stats()
+
+    def module_ace_stats(self, module_ids) -> dict[ModuleID, dict[str, float]]:
+        """:meth:`ace_stats` of each of ``module_ids``."""
+        return {module_id: self.ace_stats(module_id) for module_id in module_ids}
 
     @torch.no_grad()
-    def soft_reset(self, factor: float, seed: int, module_id: ModuleID = "default_policy") -> None:
+    def soft_reset(self, factor: float, seed: int,
+                   module_id: ModuleID = DEFAULT_MODULE_ID) -> None:
         """theta <- factor theta + (1 - factor) phi for the policy, critics and target critics
         (``reset_scope="dormant"``: only on the neurons found gradient-dormant at the last
         measurement); clears the Adam state of "qf", "qf_twin" and "policy".
@@ -383,10 +408,11 @@ class ACETorchLearner(ChunkedUpdateTorchLearner, GradientStepLearner, SACTorchLe
             torch.manual_seed(seed)
             fresh = learner_module_spec(self).module_specs[module_id].build()
         dormant_only = config.reset_scope == "dormant"
+        counters = self.counters(module_id)
         for part, (names, target_names) in _PARTS.items():
             if not all(hasattr(module, n) for n in names):
                 continue  # no twin Q
-            masks = self._dormant_masks.get(part) if dormant_only else None
+            masks = counters.dormant_masks.get(part) if dormant_only else None
             if dormant_only and masks is None:
                 continue  # nothing measured yet for this part
             fresh_nets = _nets(fresh, names)
@@ -397,9 +423,9 @@ class ACETorchLearner(ChunkedUpdateTorchLearner, GradientStepLearner, SACTorchLe
         for name in _RESET_OPTIMIZERS:
             if name in named:
                 self.get_optimizer(module_id, name).state.clear()
-        self._num_resets += 1
-        self._last_reset_update = self._num_updates
-        self._last_reset_factor = float(factor)
+        counters.num_resets += 1
+        counters.last_reset_update = counters.num_gradient_updates
+        counters.last_reset_factor = float(factor)
         bump_weights_seq_no(self)
 
     # -- state ------------------------------------------------------------------------------
@@ -410,7 +436,7 @@ class ACETorchLearner(ChunkedUpdateTorchLearner, GradientStepLearner, SACTorchLe
         if wants_component(self, ACE_LEARNER_STATE, components, not_components):
             state[ACE_LEARNER_STATE] = {
                 "causal_weights": {mid: w.cpu().numpy() for mid, w in self._causal_weights.items()},
-                **self.ace_stats(),
+                "counters": {mid: c.stats() for mid, c in self._counters.items()},
             }
         return state
 
@@ -422,9 +448,5 @@ class ACETorchLearner(ChunkedUpdateTorchLearner, GradientStepLearner, SACTorchLe
             return
         for mid, w in ace["causal_weights"].items():
             self.set_causal_weights(w, mid)
-        self._num_updates = ace[NUM_GRADIENT_UPDATES_KEY]
-        self._num_policy_updates = ace[NUM_POLICY_UPDATES_KEY]
-        self._dormancy_ratio = ace[DORMANCY_RATIO_KEY]
-        self._num_resets = ace["num_resets"]
-        self._last_reset_update = ace["last_reset_update"]
-        self._last_reset_factor = ace["last_reset_factor"]
+        for mid, stats in ace["counters"].items():
+            self._counters[mid] = ModuleCounters(**stats)
