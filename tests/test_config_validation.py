@@ -47,7 +47,8 @@ PARAMETERISED_KNOBS = [
     ("adam_betas", (0.9,)), ("updates_per_env_step", 0), ("updates_per_env_step", INF),
     ("num_steps_sampled_before_learning_starts", -1), ("epsilon_initial", 1.5),
     ("epsilon_final", -0.1), ("epsilon_decay_duration", -5), ("epsilon_decay_duration", 2.5),
-    ("epsilon_decay_unit", "hour"), ("exploration_noise", "pink"), ("ou_theta", 0),
+    ("epsilon_decay_unit", "hour"), ("epsilon_schedule", "cosine"), ("exploration_noise", "pink"),
+    ("ou_theta", 0),
     ("ou_sigma", -1.0), ("gaussian_sigma", 0.0), ("action_gradient_strategy", "clip"),
 ]
 PDQN_KNOBS = [

@@ -46,6 +46,7 @@ from rllib_ext.hooks import STRATEGIES
 
 NOISES = ("ou", "gaussian", "uniform", "none")
 DECAY_UNITS = ("episode", "step")
+EPSILON_SCHEDULES = ("linear", "exponential")
 ACTIVATIONS = ("relu", "leaky_relu", "tanh")
 
 
@@ -95,6 +96,7 @@ class ParameterisedActionConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfi
         self.epsilon_final = 0.01
         self.epsilon_decay_duration = 1000
         self.epsilon_decay_unit = "episode"
+        self.epsilon_schedule = "linear"
         self.exploration_noise = "ou"
         self.ou_theta = 0.15
         self.ou_sigma = 1e-4
@@ -119,6 +121,7 @@ class ParameterisedActionConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfi
         epsilon_final=NotProvided,
         epsilon_decay_duration=NotProvided,
         epsilon_decay_unit=NotProvided,
+        epsilon_schedule=NotProvided,
         exploration_noise=NotProvided,
         ou_theta=NotProvided,
         ou_sigma=NotProvided,
@@ -161,8 +164,14 @@ class ParameterisedActionConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfi
                 update (500 P-DQN Platform, 128 Goal and PA-DDPG).
             epsilon_initial: Starting probability of an exploratory discrete action (1.0).
             epsilon_final: Final exploration probability (0.01).
-            epsilon_decay_duration: Episodes (or env steps) of linear decay (1000 episodes).
+            epsilon_decay_duration: Episodes (or env steps) of linear decay (1000 episodes); the
+                time constant of an exponential one (DI-engine: 100 000 env steps).
             epsilon_decay_unit: "episode" (reference) or "step".
+            epsilon_schedule: "linear" (the reference: from ``epsilon_initial`` down to
+                ``epsilon_final`` over ``epsilon_decay_duration``, then constant) or
+                "exponential" (DI-engine's gym-hybrid configs: ``final + (initial - final) *
+                exp(-count / epsilon_decay_duration)``, 0.43 after one time constant from
+                1.0 to 0.1).
             exploration_noise: Parameter exploration. "ou" (reference: Ornstein-Uhlenbeck on
                 the chosen action's parameters, theta 0.15, sigma 1e-4), "gaussian" (sigma
                 ``gaussian_sigma``), "uniform" (resample all parameters uniformly on
@@ -225,6 +234,7 @@ class ParameterisedActionConfig(PlainDictConfig, KnobChecks, NonFiniteGuardConfi
             )
         self.check_choice("exploration_noise", NOISES)
         self.check_choice("epsilon_decay_unit", DECAY_UNITS)
+        self.check_choice("epsilon_schedule", EPSILON_SCHEDULES)
         self.check_choice("action_gradient_strategy", STRATEGIES)
         self.check_choice("activation", ACTIVATIONS)
         self.check_bool("store_replay_in_checkpoint")

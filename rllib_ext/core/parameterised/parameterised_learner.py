@@ -3,6 +3,8 @@ metric keys, the ε schedule, and a Learner that pushes the current ε into ever
 
 from __future__ import annotations
 
+import math
+
 from ray.rllib.core.learner.learner import Learner
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME, NUM_EPISODES_LIFETIME
@@ -37,15 +39,25 @@ def linear_epsilon(count: float, *, initial: float, final: float, duration: int)
     return initial - (initial - final) * count / duration
 
 
+def exponential_epsilon(count: float, *, initial: float, final: float, duration: int) -> float:
+    """eps = final + (initial - final) * exp(-count / duration) (DI-engine's gym-hybrid
+    schedule, ``duration`` the time constant); ``final`` if ``duration`` is 0."""
+    if duration <= 0:
+        return final
+    return final + (initial - final) * math.exp(-count / duration)
+
+
 def scheduled_epsilon(config, timesteps: dict) -> float:
-    """ε of ``config``'s schedule after the lifetime counts in ``timesteps``
-    (RLlib's ``NUM_EPISODES_LIFETIME`` completed episodes or ``NUM_ENV_STEPS_SAMPLED_LIFETIME``,
-    over all env runners, by ``config.epsilon_decay_unit``)."""
+    """ε of ``config``'s schedule (``epsilon_schedule``) after the lifetime counts in
+    ``timesteps`` (RLlib's ``NUM_EPISODES_LIFETIME`` completed episodes or
+    ``NUM_ENV_STEPS_SAMPLED_LIFETIME``, over all env runners, by ``epsilon_decay_unit``)."""
     by_episode = config.epsilon_decay_unit == "episode"
     count = timesteps.get(NUM_EPISODES_LIFETIME if by_episode else
                           NUM_ENV_STEPS_SAMPLED_LIFETIME, 0) or 0
-    return linear_epsilon(count, initial=config.epsilon_initial, final=config.epsilon_final,
-                          duration=config.epsilon_decay_duration)
+    schedule = (exponential_epsilon if config.epsilon_schedule == "exponential"
+                else linear_epsilon)
+    return schedule(count, initial=config.epsilon_initial, final=config.epsilon_final,
+                    duration=config.epsilon_decay_duration)
 
 
 class EpsilonScheduleLearner(Learner):

@@ -12,7 +12,9 @@ from rllib_ext.core.parameterised.action_layout import layout_from_space
 from rllib_ext.core.parameterised.parameterised_learner import (
     ACTION_INDEX,
     ACTION_PARAMS,
+    exponential_epsilon,
     linear_epsilon,
+    scheduled_epsilon,
 )
 from rllib_ext.core.parameterised.parameterised_replay import ParameterisedReplay
 
@@ -24,6 +26,30 @@ def test_linear_epsilon_schedule():
     assert linear_epsilon(0, initial=1.0, final=0.01, duration=1000) == 1.0
     assert linear_epsilon(500, initial=1.0, final=0.01, duration=1000) == pytest.approx(0.505)
     assert linear_epsilon(5000, initial=1.0, final=0.01, duration=1000) == 0.01
+
+
+def test_exponential_epsilon_schedule_is_di_engines():
+    # DI-engine's gym-hybrid MP-DQN: 0.1 + 0.9 exp(-t / 1e5).
+    def eps(t):
+        return exponential_epsilon(t, initial=1.0, final=0.1, duration=100_000)
+
+    assert eps(0) == 1.0
+    assert eps(100_000) == pytest.approx(0.1 + 0.9 / np.e)  # 0.4311
+    assert eps(300_000) == pytest.approx(0.14481, abs=1e-5)
+    assert exponential_epsilon(5, initial=1.0, final=0.1, duration=0) == 0.1
+
+
+def test_scheduled_epsilon_follows_the_configs_schedule_and_unit():
+    from rllib_ext import PDQNConfig
+
+    config = PDQNConfig().training(epsilon_initial=1.0, epsilon_final=0.1,
+                                   epsilon_decay_duration=1000, epsilon_decay_unit="step")
+    counts = {"num_env_steps_sampled_lifetime": 500, "num_episodes_lifetime": 7}
+    assert scheduled_epsilon(config, counts) == pytest.approx(0.55)  # linear, by steps
+    config.training(epsilon_schedule="exponential")
+    assert scheduled_epsilon(config, counts) == pytest.approx(0.1 + 0.9 * np.exp(-0.5))
+    config.training(epsilon_decay_unit="episode")
+    assert scheduled_epsilon(config, counts) == pytest.approx(0.1 + 0.9 * np.exp(-0.007))
 
 
 def test_replay_stores_all_parameters_and_terminal_only_at_the_end():
