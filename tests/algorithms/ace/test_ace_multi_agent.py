@@ -161,6 +161,37 @@ def test_checkpoint_restores_every_modules_causal_state_and_counters(ray_session
         restored.stop()
 
 
+def test_two_learners_keep_every_module_identical_through_fits_and_resets(ray_session):
+    """Two learners, two policies with their own fits and resets: each module's gradients
+    are averaged over the learners and each reset draws the same fresh weights on both, so
+    the learners end with identical weights, causal weights and counters per module."""
+    algo = (_multi_agent(causal_async=False, causal_sample_size=40, causal_update_interval=40,
+                         reset_interval=4)
+            .learners(num_learners=2, num_cpus_per_learner=0.5)
+            .build_algo())
+    try:
+        for _ in range(3):
+            result = algo.train()
+        states = [r.get() for r in algo.learner_group.foreach_learner(
+            lambda learner: ({m: {k: v.detach().cpu().clone() for k, v in
+                                  learner.module[m].unwrapped().state_dict().items()}
+                              for m in ("p0", "p1")},
+                             {m: learner.causal_weights(m).cpu().numpy() for m in ("p0", "p1")},
+                             learner.module_ace_stats(["p0", "p1"])))]
+    finally:
+        algo.stop()
+    assert all(result[ACE_RESULTS][m]["num_resets"] >= 1 and result[ACE_RESULTS][m][
+        "causal_fits"] >= 1 for m in ("p0", "p1"))
+    (weights_a, causal_a, stats_a), (weights_b, causal_b, stats_b) = states
+    assert stats_a == stats_b
+    for module_id in ("p0", "p1"):
+        np.testing.assert_array_equal(causal_a[module_id], causal_b[module_id])
+        for key, value in weights_a[module_id].items():
+            torch.testing.assert_close(value, weights_b[module_id][key], rtol=0, atol=0,
+                                       msg=f"{module_id}/{key}")
+    assert _changed(weights_a["p0"], weights_a["p1"])
+
+
 def test_a_policy_with_a_space_ace_cannot_take_is_refused():
     with pytest.raises(ValueError, match=r"ACE needs a 1-D Box action space.*Discrete\(2\)"):
         _multi_agent(env=ReachAndDiscrete).validate()
