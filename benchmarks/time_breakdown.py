@@ -26,8 +26,12 @@ import time
 PARTS = [
     ("Algorithm.train (whole iteration)", 0, [("ray/tune/trainable/trainable.py", "train")]),
     ("training_step", 1, [("rllib_ext/", "training_step")]),
+    # Remote env runners: sample_env_runners; in process: the local runner's sample() (the
+    # non-finite guard's runner, rllib_ext.core.non_finite.GuardedEnvRunner).
     ("sampling (env runner)", 2, [("rllib_ext/core/env_runner_faults.py",
-                                   "sample_env_runners")]),
+                                   "sample_env_runners"),
+                                  ("rllib_ext/core/non_finite.py", "sample",
+                                   "rllib_ext/core/replay_training.py", "learn_cycles")]),
     ("env step (Platform/Pendulum, wrappers, vector env)", 3,
      [("rllib/env/env_runner.py", "_try_env_step")]),
     ("connector pipelines (env-to-module, module-to-env)", 3,
@@ -35,11 +39,10 @@ PARTS = [
        "rllib/env/single_agent_env_runner.py", "_sample")]),
     ("module forward (exploration)", 3, [("rllib/core/rl_module/torch/torch_rl_module.py",
                                           "forward_exploration")]),
-    ("env runner metrics (get_metrics)", 3, [("rllib/env/single_agent_env_runner.py",
+    ("env runner metrics (get_metrics)", 2, [("rllib/env/single_agent_env_runner.py",
                                               "get_metrics")]),
     ("replay add", 2, [("rllib_ext/", "store_episodes")]),
-    ("replay sample", 2, [("rllib_ext/core/parameterised/parameterised_replay.py",
-                           "sample_modules"),
+    ("replay sample", 2, [("rllib_ext/core/module_replays.py", "sample_modules"),
                           ("rllib_ext/core/replay.py", "sample_indices"),
                           ("rllib_ext/core/replay.py", "gather")]),
     ("learner update (LearnerGroup.update)", 2, [("rllib/core/learner/learner_group.py",

@@ -93,9 +93,9 @@ def test_restored_algorithm_learns_only_on_a_filled_replay(ray_session, tmp_path
         sizes = []  # the replay's size at each learner call
         learn_on = restored.learn_on
 
-        def spy(data, timesteps):
+        def spy(data, timesteps, **kwargs):
             sizes.append(len(restored.replay))
-            return learn_on(data, timesteps)
+            return learn_on(data, timesteps, **kwargs)
 
         restored.learn_on = spy
         for _ in range(3):

@@ -1,10 +1,19 @@
 """The off-policy training step shared by the parameterised-action algorithms and ACE.
 
-One ``training_step``: sample ``rollout_fragment_length`` steps per env from the env runners,
+One *cycle*: sample ``rollout_fragment_length`` steps per env from the env runners,
 store the transitions in the algorithm's flat replay (:mod:`rllib_ext.core.replay`),
 then take ``updates_per_env_step`` x (new env steps) gradient steps of
 ``train_batch_size_per_learner`` transitions each in one ``learner_group.update`` call (the
 learners cut it, :mod:`rllib_ext.core.chunked_learner`), and sync the weights.
+
+With remote env runners or learners a ``training_step`` is one cycle. When the env runner and
+the learner both run in the algorithm's process (``num_env_runners=0``, ``num_learners=0``:
+the reference's setting, one update per env step), a ``training_step`` runs cycles until it
+sampled ``min_sample_timesteps_per_iteration`` env steps, and the env runner's and the
+learner's metrics are reduced once at its end instead of once per cycle (RLlib's per-call
+``MetricsLogger.reduce`` was about a fifth of a gradient step at fragment 1,
+benchmarks/time_breakdown.py). The cycles are the same: the same samples, updates, ε and
+weights, step for step (benchmarks/same_trajectory.py); only the metrics bookkeeping moves.
 RLlib's EnvRunners, LearnerGroup (several learners too), metrics, checkpoints, evaluation and
 Tune work unchanged. The algorithm supplies ``self.replay`` and :meth:`store_episodes`; with
 ``store_replay_in_checkpoint`` the replay's contents are part of the algorithm's state
@@ -18,11 +27,12 @@ from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.checkpoints import Checkpointable
 from ray.rllib.utils.metrics import (
-    ALL_MODULES,
     ENV_RUNNER_RESULTS,
     ENV_RUNNER_SAMPLING_TIMER,
     LEARNER_RESULTS,
     LEARNER_UPDATE_TIMER,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    NUM_EPISODES_LIFETIME,
     REPLAY_BUFFER_ADD_DATA_TIMER,
     SYNCH_WORKER_WEIGHTS_TIMER,
     TIMERS,
@@ -30,7 +40,7 @@ from ray.rllib.utils.metrics import (
 )
 
 from rllib_ext.core.env_runner_faults import sample_env_runners
-from rllib_ext.core.rllib_compat import wants_component
+from rllib_ext.core.rllib_compat import LEARNER_UPDATE_WITHOUT_REDUCE, wants_component
 
 #: Metric key of the replay's size.
 REPLAY_SIZE_KEY = "replay_size"
@@ -48,6 +58,58 @@ class ReplayTrainingStep:
         """Stores the sampled episode chunks' new steps; returns how many."""
         raise NotImplementedError
 
+    def runs_in_process(self) -> bool:
+        """The env runner and the learner both live in this process (no remote ones)."""
+        group = self.env_runner_group
+        return (group.num_remote_env_runners() == 0 and group.local_env_runner is not None
+                and self.learner_group.is_local)
+
+    def lifetime_counts(self) -> dict:
+        """RLlib's lifetime env steps and episodes sampled, as the metrics hold them now."""
+        return {key: self.metrics.peek((ENV_RUNNER_RESULTS, key), default=0)
+                for key in (NUM_ENV_STEPS_SAMPLED_LIFETIME, NUM_EPISODES_LIFETIME)}
+
+    def learn_cycles(self, learn) -> None:
+        """The sampling-and-learning cycles of one ``training_step`` (module docstring).
+
+        ``learn(new_steps, counts, reduce)`` takes a cycle's gradient steps on the replay
+        (the cycle stored its new steps already) and syncs the weights; ``counts`` are the
+        lifetime counts after the cycle (as :meth:`lifetime_counts`), ``reduce`` whether the
+        learners may reduce their metrics at once (:meth:`learn_on`). It returns whether it
+        took gradient steps."""
+        if not self.runs_in_process():
+            new_steps = self.sample_into_replay()
+            learn(new_steps, self.lifetime_counts(), True)
+            return
+        runner = self.env_runner_group.local_env_runner
+        counts = self.lifetime_counts()
+        target = self.config.min_sample_timesteps_per_iteration or 0
+        sampled, learned = 0, False
+        while True:
+            with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
+                episodes = runner.sample()
+            with self.metrics.log_time((TIMERS, REPLAY_BUFFER_ADD_DATA_TIMER)):
+                new_steps = self.store_episodes(episodes)
+            sampled += new_steps
+            # What the env runner's metrics add to the lifetime counts once reduced: its env
+            # steps and its finished episodes (a test checks the sums against RLlib's).
+            counts[NUM_ENV_STEPS_SAMPLED_LIFETIME] += new_steps
+            counts[NUM_EPISODES_LIFETIME] += sum(1 for e in episodes if e.is_done)
+            learned = learn(new_steps, dict(counts), False) or learned
+            if sampled >= target:
+                break
+        self.metrics.aggregate([runner.get_metrics()], key=ENV_RUNNER_RESULTS)
+        self.log_replay_size()
+        if learned:
+            self.metrics.aggregate(
+                [result.get() for result in self.learner_group.foreach_learner(
+                    lambda learner: learner.metrics.reduce())], key=LEARNER_RESULTS)
+
+    def log_replay_size(self) -> None:
+        """The replay's size (all modules' together) as a metric."""
+        self.metrics.log_value(REPLAY_SIZE_KEY, getattr(self.replay, "total_size",
+                                                        len(self.replay)), window=1)
+
     def sample_into_replay(self) -> int:
         """One synchronous sampling round from the env runners into the replay; returns the
         number of new env steps. Lost env runners raise or are replaced
@@ -57,8 +119,7 @@ class ReplayTrainingStep:
         self.metrics.aggregate(env_runner_results, key=ENV_RUNNER_RESULTS)
         with self.metrics.log_time((TIMERS, REPLAY_BUFFER_ADD_DATA_TIMER)):
             new_steps = self.store_episodes(episodes)
-        self.metrics.log_value(REPLAY_SIZE_KEY, getattr(self.replay, "total_size",
-                                                        len(self.replay)), window=1)
+        self.log_replay_size()
         return new_steps
 
     def owed_updates(self, new_steps: int) -> int:
@@ -93,30 +154,34 @@ class ReplayTrainingStep:
         if REPLAY_STATE_KEY in state:
             self.replay.set_state(state[REPLAY_STATE_KEY])
 
-    def learn_on(self, data: dict, timesteps: dict) -> list[dict]:
+    def learn_on(self, data: dict, timesteps: dict, *, reduce: bool = True) -> list[dict]:
         """All rows of ``data`` (``{module_id: columns}``) as one RLlib minibatch: the learners
         cut it into consecutive ``train_batch_size_per_learner`` batches, one gradient step
         each (every module's rows side by side), so RLlib's per-minibatch slicing and logging
-        run once per ``training_step``."""
+        run once per cycle. Returns the learner results, aggregated into the algorithm's
+        metrics; with ``reduce=False`` (a local learner only) the learner keeps its metrics
+        for :meth:`learn_cycles` to reduce, and this returns ``[]``."""
         rows = max(len(next(iter(columns.values()))) for columns in data.values())
         with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
             learner_results = self.learner_group.update(
                 batch=MultiAgentBatch({module_id: SampleBatch(columns)
                                        for module_id, columns in data.items()}, env_steps=rows),
                 minibatch_size=None, num_epochs=1, shuffle_batch_per_epoch=False,
-                timesteps=timesteps)
+                timesteps=timesteps, **({} if reduce else LEARNER_UPDATE_WITHOUT_REDUCE))
+            if not reduce:
+                return []
             self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
         return learner_results
 
-    def sync_runner_weights(self, learner_results: list[dict]) -> None:
-        """The trained modules' inference weights to every env runner.
+    def sync_runner_weights(self, policies) -> None:
+        """The inference weights of the modules ``policies`` (ids) to every env runner.
 
         With the local env runner alone (``num_env_runners=0``) and a local learner, the state
         goes straight from the learner to the runner: RLlib's ``sync_weights`` would also
         ``ray.put`` it for remote runners that do not exist, about half the sync's time at one
         gradient step per env step (benchmarks/time_breakdown.py). The runner gets the same
         state either way."""
-        policies = set(learner_results[0].keys()) - {ALL_MODULES}
+        policies = set(policies)
         group = self.env_runner_group
         with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
             if group.num_remote_env_runners() == 0 and self.learner_group.is_local \

@@ -180,6 +180,12 @@ def bump_weights_seq_no(learner) -> None:
     learner._weights_seq_no += 1
 
 
+#: Keyword arguments of ``Learner.update`` (through ``LearnerGroup.update``) that keep the
+#: learner's metrics instead of reducing and returning them (``_no_metrics_reduce``, what RLlib's
+#: own IMPALA learner thread passes); ``learner.metrics.reduce()`` reduces them later.
+LEARNER_UPDATE_WITHOUT_REDUCE = {"_no_metrics_reduce": True}
+
+
 def compute_off_policyness(learner, batch) -> None:
     """RLlib's "weights sequence number" lag metric of a batch
     (``TorchLearner._compute_off_policyness``), which ``_uncompiled_update`` computes."""

@@ -198,6 +198,11 @@ def test_private_rllib_methods_that_are_called_or_overridden_exist():
     assert {"batch"} <= parameters(TorchLearner._compute_off_policyness)
     assert {"batch"} <= parameters(TorchLearner._update)
     assert {"batch"} <= parameters(TorchLearner._uncompiled_update)
+    from ray.rllib.core.learner.learner import Learner
+
+    from rllib_ext.core.rllib_compat import LEARNER_UPDATE_WITHOUT_REDUCE
+
+    assert set(LEARNER_UPDATE_WITHOUT_REDUCE) <= parameters(Learner.update)
     assert {"actions"} <= parameters(EnvRunner._try_env_step)
     assert {"batch", "encoder", "head", "squeeze"} <= parameters(
         DefaultSACTorchRLModule._qf_forward_train_helper)

@@ -37,7 +37,6 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import (
-    ENV_RUNNER_RESULTS,
     NUM_ENV_STEPS_SAMPLED_LIFETIME,
     REPLAY_BUFFER_SAMPLE_TIMER,
     REPLAY_BUFFER_UPDATE_PRIOS_TIMER,
@@ -542,9 +541,14 @@ class ACE(SeparateEvaluationRandomness, ReplayTrainingStep, SAC):
 
     @override(SAC)
     def training_step(self) -> None:
-        num_updates = self.owed_updates(self.sample_into_replay())
+        self.learn_cycles(self._learn_after_sampling)
+
+    def _learn_after_sampling(self, new_steps: int, timesteps: dict, reduce: bool) -> bool:
+        """One cycle's learning (:meth:`ReplayTrainingStep.learn_cycles`): the owed gradient
+        steps, the priority updates, the weight sync. True if it took gradient steps."""
+        num_updates = self.owed_updates(new_steps)
         if num_updates == 0:
-            return
+            return False
         data = {}
         with self.metrics.log_time((TIMERS, REPLAY_BUFFER_SAMPLE_TIMER)):
             for module_id, replay in self.replay.replays.items():
@@ -554,16 +558,17 @@ class ACE(SeparateEvaluationRandomness, ReplayTrainingStep, SAC):
                 data[module_id][IS_WEIGHTS] = weights
                 if replay.prioritized:
                     data[module_id][REPLAY_INDEX] = idx
-        learner_results = self.learn_on(data, timesteps={
-            NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
-                (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)})
+        self.learn_on(data, timesteps={
+            NUM_ENV_STEPS_SAMPLED_LIFETIME: timesteps[NUM_ENV_STEPS_SAMPLED_LIFETIME]},
+            reduce=reduce)
         if any(replay.prioritized for replay in self.replay.replays.values()):
             with self.metrics.log_time((TIMERS, REPLAY_BUFFER_UPDATE_PRIOS_TIMER)):
                 for result in self.learner_group.foreach_learner(
                         lambda learner: learner.pop_priority_updates()):
                     for module_id, (rows, td_errors) in result.get().items():
                         self.replay[module_id].update_priorities(rows, td_errors)
-        self.sync_runner_weights(learner_results)
+        self.sync_runner_weights(data)
+        return True
 
     # -- causal fits (called from ACECallback.on_train_result) ------------------------------
 

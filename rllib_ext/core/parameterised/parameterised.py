@@ -15,13 +15,7 @@ from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
 from ray.rllib.utils.annotations import override
-from ray.rllib.utils.metrics import (
-    ENV_RUNNER_RESULTS,
-    NUM_ENV_STEPS_SAMPLED_LIFETIME,
-    NUM_EPISODES_LIFETIME,
-    REPLAY_BUFFER_SAMPLE_TIMER,
-    TIMERS,
-)
+from ray.rllib.utils.metrics import REPLAY_BUFFER_SAMPLE_TIMER, TIMERS
 
 from rllib_ext.core.module_replays import ModuleReplays, module_chunks, trained_module_ids
 from rllib_ext.core.non_finite import NonFiniteGuardConfig
@@ -436,18 +430,18 @@ class ParameterisedActionAlgorithm(SeparateEvaluationRandomness, ReplayTrainingS
 
     @override(Algorithm)
     def training_step(self) -> None:
-        new_steps = self.sample_into_replay()
-        timesteps = {
-            NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
-                (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0),
-            NUM_EPISODES_LIFETIME: self.metrics.peek(
-                (ENV_RUNNER_RESULTS, NUM_EPISODES_LIFETIME), default=0),
-        }
+        self.learn_cycles(self._learn_after_sampling)
+
+    def _learn_after_sampling(self, new_steps: int, timesteps: dict, reduce: bool) -> bool:
+        """One cycle's learning (:meth:`ReplayTrainingStep.learn_cycles`): ε for the
+        runners, the owed gradient steps, the weight sync. True if it took gradient steps."""
         self.set_runners_epsilon(scheduled_epsilon(self.config, timesteps))
         num_updates = self.owed_updates(new_steps)
         if num_updates == 0:
-            return
+            return False
         with self.metrics.log_time((TIMERS, REPLAY_BUFFER_SAMPLE_TIMER)):
             data = self.replay.sample_modules(
                 num_updates * self.config.total_train_batch_size)
-        self.sync_runner_weights(self.learn_on(data, timesteps))
+        self.learn_on(data, timesteps, reduce=reduce)
+        self.sync_runner_weights(data)
+        return True

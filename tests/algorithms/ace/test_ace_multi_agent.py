@@ -97,8 +97,8 @@ def test_each_policy_fits_its_own_causal_weights_and_resets_on_its_own(ray_sessi
             # Each module counts its own updates and resets (at most one per iteration, once
             # 4 of its updates passed: every learning iteration here).
             stats = _learner(algo, lambda lrn, m=module_id: lrn.ace_stats(m))
-            assert stats["num_resets"] == ace[module_id]["num_resets"] >= 1 and stats["last_reset_update"] == stats[
-                "num_gradient_updates"] > 0, stats
+            assert stats["num_resets"] == ace[module_id]["num_resets"] >= 1, stats
+            assert stats["last_reset_update"] == stats["num_gradient_updates"] > 0, stats
             assert "dormancy_ratio" in result[LEARNER_RESULTS][module_id]
             assert _changed(before[module_id], _weights(algo, module_id)), module_id
         assert _changed(_weights(algo, "p0"), _weights(algo, "p1"))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.core.columns import Columns
 
 from rllib_ext.algorithms.pdqn.pdqn_keys import Q_LOSS_KEY
@@ -148,6 +149,64 @@ def test_local_env_runner_acts_with_the_learner_weights(ray_session):
         assert runner_w
         for k, v in runner_w.items():
             np.testing.assert_array_equal(np.asarray(v), np.asarray(learner_w[k]))
+    finally:
+        algo.stop()
+
+
+class RecordReturns(RLlibCallback):
+    """Every finished episode's full return (the chunks of one episode summed by its id)."""
+
+    returns: list[float] = []
+    _partial: dict = {}
+
+    def on_episode_step(self, *, episode, **kwargs):
+        self._partial[episode.id_] = self._partial.get(episode.id_, 0.0) + float(
+            episode.get_rewards(-1))
+
+    def on_episode_end(self, *, episode, **kwargs):
+        self.returns.append(self._partial.pop(episode.id_, 0.0))
+
+
+@pytest.mark.parametrize("envs, fragment", [(1, 1), (3, 2)])
+def test_in_process_cycles_count_what_rllib_counts(ray_session, monkeypatch, envs, fragment):
+    """num_env_runners=0, num_learners=0: one training_step runs cycles until the iteration's
+    env steps and reduces the metrics once. The lifetime counts each cycle hands to ε and to
+    the learner (its own count of env steps and finished episodes) equal RLlib's afterwards,
+    the iteration reports the runner's and the learner's metrics, and its return is the mean
+    return of the iteration's episodes (the last 100 of them,
+    ``metrics_num_episodes_for_smoothing``), as RLlib reports it for one sampling call per
+    iteration. (Reduced once per env step, RLlib's merge of the per-step windows gave a value
+    that was neither this nor the mean of the last 100 episodes.)"""
+    from rllib_ext.algorithms.pdqn import PDQN
+
+    seen = []
+    original = PDQN._learn_after_sampling
+
+    def spy(self, new_steps, timesteps, reduce):
+        seen.append((dict(timesteps), reduce))
+        return original(self, new_steps, timesteps, reduce)
+
+    monkeypatch.setattr(PDQN, "_learn_after_sampling", spy)
+    RecordReturns.returns.clear()
+    algo = (_tiny(epsilon_decay_duration=5)
+            .env_runners(num_envs_per_env_runner=envs, rollout_fragment_length=fragment)
+            .callbacks(RecordReturns)
+            .build_algo())
+    try:
+        assert algo.runs_in_process()
+        for _ in range(2):
+            seen.clear()
+            before = len(RecordReturns.returns)
+            result = algo.train()
+            env_runners = result["env_runners"]
+            assert len(seen) > 1 and not any(reduce for _, reduce in seen)
+            assert seen[-1][0] == {
+                "num_env_steps_sampled_lifetime": env_runners["num_env_steps_sampled_lifetime"],
+                "num_episodes_lifetime": env_runners["num_episodes_lifetime"]}
+            assert env_runners["num_episodes_lifetime"] == len(RecordReturns.returns) > 0
+            assert env_runners["episode_return_mean"] == pytest.approx(
+                np.mean(RecordReturns.returns[before:][-100:]), rel=1e-5)
+        assert result["learners"]["default_policy"]["q_loss"] >= 0
     finally:
         algo.stop()
 
