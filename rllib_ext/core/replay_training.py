@@ -11,8 +11,8 @@ the learner both run in the algorithm's process (``num_env_runners=0``, ``num_le
 the reference's setting, one update per env step), a ``training_step`` runs cycles until it
 sampled ``min_sample_timesteps_per_iteration`` env steps, and the env runner's and the
 learner's metrics are reduced once at its end instead of once per cycle (RLlib's per-call
-``MetricsLogger.reduce`` was about a fifth of a gradient step at fragment 1,
-benchmarks/time_breakdown.py). The cycles are the same: the same samples, updates, ε and
+``MetricsLogger.reduce`` is a large share of a cycle at fragment 1: benchmarks/RESULTS.md,
+"Where an env step's time goes"). The cycles are the same: the same samples, updates, ε and
 weights, step for step (benchmarks/same_trajectory.py); only the metrics bookkeeping moves.
 RLlib's EnvRunners, LearnerGroup (several learners too), metrics, checkpoints, evaluation and
 Tune work unchanged. The algorithm supplies ``self.replay`` and :meth:`store_episodes`; with
@@ -178,9 +178,9 @@ class ReplayTrainingStep:
 
         With the local env runner alone (``num_env_runners=0``) and a local learner, the state
         goes straight from the learner to the runner: RLlib's ``sync_weights`` would also
-        ``ray.put`` it for remote runners that do not exist, about half the sync's time at one
-        gradient step per env step (benchmarks/time_breakdown.py). The runner gets the same
-        state either way."""
+        ``ray.put`` it for remote runners that do not exist (a large part of the sync at one
+        gradient step per env step: benchmarks/RESULTS.md). The runner gets the same state
+        either way."""
         policies = set(policies)
         group = self.env_runner_group
         with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
