@@ -241,12 +241,22 @@ class GuardedMultiAgentEnvRunner(MultiAgentEnvRunner):
 
 class NonFiniteGuardConfig:
     """Mixin for the plugin's ``AlgorithmConfig`` subclasses: the ``non_finite_env_data``
-    knob and :class:`GuardedEnvRunner` as the env runner class."""
+    knob and :class:`GuardedEnvRunner` as the env runner class; and, where the algorithm's
+    learner is a :class:`SkipNonFiniteGradients`, RLlib's ``torch_skip_nan_gradients=True``:
+    that learner skips a step with a non-finite gradient itself (one fused check, counted), so
+    RLlib's own per-tensor checks in ``apply_gradients`` (two passes over every gradient)
+    would only repeat it on gradients already known to be finite."""
+
+    #: Whether the algorithm's torch learner skips non-finite gradient steps itself
+    #: (:class:`SkipNonFiniteGradients`); False for a learner on RLlib's own checks.
+    learner_skips_non_finite_gradients: bool = True
 
     def __init__(self, algo_class=None):
         super().__init__(algo_class=algo_class)
         self.non_finite_env_data = "drop"
         self.env_runner_cls = GuardedEnvRunner
+        if self.learner_skips_non_finite_gradients:
+            self.torch_skip_nan_gradients = True
 
     def env_runners(self, *, non_finite_env_data=NotProvided, **kwargs):
         """RLlib's ``AlgorithmConfig.env_runners`` plus:

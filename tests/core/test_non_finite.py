@@ -11,7 +11,7 @@ from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.rllib.utils.metrics import ALL_MODULES
 from ray.tune.registry import register_env
 
-from rllib_ext import ACEConfig, PADDPGConfig, PDQNConfig, PGConfig
+from rllib_ext import ACEConfig, HPPOConfig, PADDPGConfig, PDQNConfig, PGConfig
 from rllib_ext.core.non_finite import (
     DROPPED_STEP_INFO_KEY,
     NON_FINITE_ENV_STEPS_KEY,
@@ -258,3 +258,16 @@ def test_env_runner_class_must_keep_the_guard():
         PGConfig().env_runners(env_runner_cls=SingleAgentEnvRunner).validate()
     with pytest.raises(ValueError, match=r"non_finite_env_data='skip' must be one of"):
         PGConfig().env_runners(non_finite_env_data="skip").validate()
+
+
+@pytest.mark.parametrize("config_class", [PDQNConfig, PADDPGConfig, ACEConfig, PGConfig,
+                                          HPPOConfig])
+def test_rllibs_repeat_gradient_checks_are_off_exactly_where_the_learner_checks(config_class):
+    """A learner that skips non-finite steps itself (one fused check) runs with RLlib's
+    ``torch_skip_nan_gradients=True``, so RLlib's per-tensor checks do not repeat it; a learner
+    on RLlib's own handling (H-PPO's, PPO's) keeps RLlib's default."""
+    from rllib_ext.core.non_finite import SkipNonFiniteGradients
+
+    config = config_class()
+    skips_itself = issubclass(config.get_default_learner_class(), SkipNonFiniteGradients)
+    assert config.torch_skip_nan_gradients is skips_itself
