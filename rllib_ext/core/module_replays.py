@@ -59,46 +59,46 @@ def module_chunks(episodes, module_ids: Iterable[str]) -> tuple[list[tuple[str, 
 
 
 class PerModule:
-    """``{module_id: item}`` (see the module docstring). ``items[module_id]`` or
-    ``per_module[module_id]`` picks one; with a single module, attribute reads go to it."""
+    """``{module_id: item}`` (see the module docstring): ``per_module[module_id]`` picks one
+    (``by_module`` is the dict); with a single module, attribute reads go to it."""
 
     def __init__(self, items: dict):
-        self.items = dict(items)
+        self.by_module = dict(items)
 
     def __getitem__(self, module_id: str):
-        return self.items[module_id]
+        return self.by_module[module_id]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.items)
+        return iter(self.by_module)
 
     def __contains__(self, module_id) -> bool:
-        return module_id in self.items
+        return module_id in self.by_module
 
     def __getattr__(self, name: str):
-        items = self.__dict__.get("items", {})
-        if len(items) == 1:
-            return getattr(next(iter(items.values())), name)
+        by_module = self.__dict__.get("by_module", {})
+        if len(by_module) == 1:
+            return getattr(next(iter(by_module.values())), name)
         raise AttributeError(f"{name!r}: with several modules pick one first, "
-                             f"[module_id] (modules {sorted(items)}).")
+                             f"[module_id] (modules {sorted(by_module)}).")
 
     @property
     def single(self) -> bool:
         """One module (single-agent, or one policy)."""
-        return len(self.items) == 1
+        return len(self.by_module) == 1
 
     def get_state(self) -> dict:
         """The one item's state (one module), else ``{module_id: state}``."""
         if self.single:
-            return next(iter(self.items.values())).get_state()
-        return {module_id: item.get_state() for module_id, item in self.items.items()}
+            return next(iter(self.by_module.values())).get_state()
+        return {module_id: item.get_state() for module_id, item in self.by_module.items()}
 
     def set_state(self, state: dict) -> None:
         """Restores what :meth:`get_state` returned (modules absent from ``state`` keep
         theirs)."""
         if self.single:
-            next(iter(self.items.values())).set_state(state)
+            next(iter(self.by_module.values())).set_state(state)
             return
-        for module_id, item in self.items.items():
+        for module_id, item in self.by_module.items():
             if module_id in state:
                 item.set_state(state[module_id])
 
@@ -111,16 +111,16 @@ class ModuleReplays(PerModule):
     @property
     def replays(self) -> dict:
         """``{module_id: replay}``."""
-        return self.items
+        return self.by_module
 
     def __len__(self) -> int:
-        return min(len(replay) for replay in self.items.values())
+        return min(len(replay) for replay in self.by_module.values())
 
     @property
     def total_size(self) -> int:
         """Transitions stored over all modules."""
-        return sum(len(replay) for replay in self.items.values())
+        return sum(len(replay) for replay in self.by_module.values())
 
     def sample_modules(self, n: int) -> dict[str, dict[str, np.ndarray]]:
         """``{module_id: n uniformly drawn transitions}`` from every module's replay."""
-        return {module_id: replay.sample(n) for module_id, replay in self.items.items()}
+        return {module_id: replay.sample(n) for module_id, replay in self.by_module.items()}
