@@ -107,8 +107,7 @@ class ReplayTrainingStep:
 
     def log_replay_size(self) -> None:
         """The replay's size (all modules' together) as a metric."""
-        self.metrics.log_value(REPLAY_SIZE_KEY, getattr(self.replay, "total_size",
-                                                        len(self.replay)), window=1)
+        self.metrics.log_value(REPLAY_SIZE_KEY, self.replay.total_size, window=1)
 
     def sample_into_replay(self) -> int:
         """One synchronous sampling round from the env runners into the replay; returns the
@@ -154,13 +153,13 @@ class ReplayTrainingStep:
         if REPLAY_STATE_KEY in state:
             self.replay.set_state(state[REPLAY_STATE_KEY])
 
-    def learn_on(self, data: dict, timesteps: dict, *, reduce: bool = True) -> list[dict]:
+    def learn_on(self, data: dict, timesteps: dict, *, reduce: bool = True) -> None:
         """All rows of ``data`` (``{module_id: columns}``) as one RLlib minibatch: the learners
         cut it into consecutive ``train_batch_size_per_learner`` batches, one gradient step
         each (every module's rows side by side), so RLlib's per-minibatch slicing and logging
-        run once per cycle. Returns the learner results, aggregated into the algorithm's
-        metrics; with ``reduce=False`` (a local learner only) the learner keeps its metrics
-        for :meth:`learn_cycles` to reduce, and this returns ``[]``."""
+        run once per cycle. The learner results go into the algorithm's metrics; with
+        ``reduce=False`` (a local learner only) the learner keeps its metrics for
+        :meth:`learn_cycles` to reduce."""
         rows = max(len(next(iter(columns.values()))) for columns in data.values())
         with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
             learner_results = self.learner_group.update(
@@ -168,10 +167,8 @@ class ReplayTrainingStep:
                                        for module_id, columns in data.items()}, env_steps=rows),
                 minibatch_size=None, num_epochs=1, shuffle_batch_per_epoch=False,
                 timesteps=timesteps, **({} if reduce else LEARNER_UPDATE_WITHOUT_REDUCE))
-            if not reduce:
-                return []
-            self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
-        return learner_results
+            if reduce:
+                self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
 
     def sync_runner_weights(self, policies) -> None:
         """The inference weights of the modules ``policies`` (ids) to every env runner.
