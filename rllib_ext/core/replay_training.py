@@ -23,6 +23,7 @@ Tune work unchanged. The algorithm supplies ``self.replay`` and :meth:`store_epi
 from __future__ import annotations
 
 from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_RL_MODULE
+from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.checkpoints import Checkpointable
@@ -40,7 +41,14 @@ from ray.rllib.utils.metrics import (
 )
 
 from rllib_ext.core.env_runner_faults import sample_env_runners
-from rllib_ext.core.rllib_compat import LEARNER_UPDATE_WITHOUT_REDUCE, wants_component
+from rllib_ext.core.rllib_compat import (
+    LEARNER_UPDATE_WITHOUT_REDUCE,
+    alias_module_tensors,
+    local_learner,
+    set_env_runner_weights_seq_no,
+    wants_component,
+    weights_seq_no,
+)
 
 #: Metric key of the replay's size.
 REPLAY_SIZE_KEY = "replay_size"
@@ -173,22 +181,45 @@ class ReplayTrainingStep:
     def sync_runner_weights(self, policies) -> None:
         """The inference weights of the modules ``policies`` (ids) to every env runner.
 
-        With the local env runner alone (``num_env_runners=0``) and a local learner, the state
-        goes straight from the learner to the runner: RLlib's ``sync_weights`` would also
-        ``ray.put`` it for remote runners that do not exist (a large part of the sync at one
-        gradient step per env step: benchmarks/RESULTS.md). The runner gets the same state
-        either way."""
+        With the local env runner alone (``num_env_runners=0``) and a local learner, the
+        runner's modules hold the learner's own parameter tensors (:meth:`_share_weights`, done
+        on the first sync of each module), so the learner's optimizer steps reach the runner
+        without a copy and a sync only passes on the weights' sequence number: copying the
+        state every cycle cost 7-9 % of an env step at one gradient step per env step
+        (benchmarks/RESULTS.md). The runner acts with the same weights either way. Where a
+        module cannot share (another device or dtype on the learner), its state goes straight
+        from the learner to the runner, without RLlib's ``ray.put`` for remote runners that do
+        not exist."""
         policies = set(policies)
         group = self.env_runner_group
         with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
-            if group.num_remote_env_runners() == 0 and self.learner_group.is_local \
-                    and group.local_env_runner is not None:
-                state = self.learner_group.get_state(
-                    components=[f"{COMPONENT_LEARNER}/{COMPONENT_RL_MODULE}/{p}"
-                                for p in policies],
-                    inference_only=True)[COMPONENT_LEARNER]
-                group.local_env_runner.set_state(
-                    {k: v for k, v in state.items() if k in (COMPONENT_RL_MODULE, WEIGHTS_SEQ_NO)})
+            if not self.runs_in_process():
+                group.sync_weights(from_worker_or_learner_group=self.learner_group,
+                                   policies=policies, inference_only=True)
                 return
-            group.sync_weights(from_worker_or_learner_group=self.learner_group,
-                               policies=policies, inference_only=True)
+            learner, runner = local_learner(self.learner_group), group.local_env_runner
+            if all(self._share_weights(p, learner, runner) for p in policies):
+                set_env_runner_weights_seq_no(runner, weights_seq_no(learner))
+                return
+            state = self.learner_group.get_state(
+                components=[f"{COMPONENT_LEARNER}/{COMPONENT_RL_MODULE}/{p}" for p in policies],
+                inference_only=True)[COMPONENT_LEARNER]
+            runner.set_state(
+                {k: v for k, v in state.items() if k in (COMPONENT_RL_MODULE, WEIGHTS_SEQ_NO)})
+
+    def _share_weights(self, module_id, learner, runner) -> bool:
+        """Whether the runner's module ``module_id`` holds the learner's tensors, making it so
+        if it can (:func:`~rllib_ext.core.rllib_compat.alias_module_tensors`; its inference-only
+        state is a part of the learner module's). A module built anew (``add_module``) is
+        shared anew on its first sync."""
+        runner_module = (runner.module[module_id] if isinstance(runner.module, MultiRLModule)
+                         else runner.module)
+        learner_module = learner.module[module_id].unwrapped()
+        shared = self.__dict__.setdefault("_shared_modules", {})
+        pair = shared.get(module_id)
+        if pair is not None and pair[0] is learner_module and pair[1] is runner_module:
+            return True
+        if not alias_module_tensors(learner_module, runner_module):
+            return False
+        shared[module_id] = (learner_module, runner_module)
+        return True

@@ -84,6 +84,32 @@ def foreach_lerp_(targets: list, sources: list, weight: float) -> None:
     torch._foreach_lerp_(targets, sources, weight)
 
 
+def alias_module_tensors(source, target) -> bool:
+    """Makes every parameter and persistent buffer of the ``nn.Module`` ``target`` *the* tensor
+    of the same ``state_dict`` name in ``source`` (``_parameters`` / ``_buffers`` entries
+    replaced), so that an in-place change to one (an optimizer step, ``load_state_dict``) is
+    seen by both. Refuses (``False``, ``target`` unchanged) unless every name of ``target``
+    is a parameter or buffer that ``source`` has with the same shape, dtype and device."""
+    import torch
+
+    sources = source.state_dict(keep_vars=True)
+    slots = []
+    for name, tensor in target.state_dict(keep_vars=True).items():
+        prefix, _, leaf = name.rpartition(".")
+        owner = target.get_submodule(prefix)
+        table = (owner._parameters if leaf in owner._parameters
+                 else owner._buffers if leaf in owner._buffers else None)
+        other = sources.get(name)
+        if table is None or other is None or other.shape != tensor.shape \
+                or other.dtype != tensor.dtype or other.device != tensor.device \
+                or isinstance(other, torch.nn.Parameter) != (table is owner._parameters):
+            return False
+        slots.append((table, leaf, other))
+    for table, leaf, other in slots:
+        table[leaf] = other
+    return True
+
+
 # -- RLlib: AlgorithmConfig and Checkpointable ---------------------------------------------------
 #
 # Besides the accessors below, rllib_ext overrides these private RLlib methods (checked by the
@@ -180,6 +206,23 @@ def bump_weights_seq_no(learner) -> None:
     learner._weights_seq_no += 1
 
 
+def local_learner(learner_group):
+    """The ``Learner`` of a local ``LearnerGroup`` (``num_learners=0``; ``_learner``)."""
+    return learner_group._learner
+
+
+def weights_seq_no(learner_or_env_runner) -> int:
+    """The weights sequence number of a ``Learner`` or an env runner (``_weights_seq_no``):
+    the learner counts its updates, an env runner holds the number of the weights it has."""
+    return learner_or_env_runner._weights_seq_no
+
+
+def set_env_runner_weights_seq_no(env_runner, seq_no: int) -> None:
+    """Tells an env runner it holds the weights numbered ``seq_no`` (what its ``set_state`` does
+    with ``WEIGHTS_SEQ_NO``), for weights it got without ``set_state``."""
+    env_runner._weights_seq_no = seq_no
+
+
 #: Keyword arguments of ``Learner.update`` (through ``LearnerGroup.update``) that keep the
 #: learner's metrics instead of reducing and returning them (``_no_metrics_reduce``, what RLlib's
 #: own IMPALA learner thread passes); ``learner.metrics.reduce()`` reduces them later.
@@ -216,3 +259,4 @@ def run_env_runners_recreated_callbacks(algo, restored: list[int]) -> None:
     algo._make_on_env_runners_recreated_callbacks(
         config=algo.config, env_runner_group=algo.env_runner_group,
         restored_env_runner_indices=restored)
+

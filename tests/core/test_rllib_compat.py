@@ -161,6 +161,64 @@ def test_learner_accessors():
     assert learner._weights_seq_no == before + 1
     assert rllib_compat.wants_component(learner, "rl_module", None, None)
     assert not rllib_compat.wants_component(learner, "rl_module", None, ["rl_module"])
+    assert rllib_compat.local_learner(learner_group_of(learner)) is learner
+    assert rllib_compat.weights_seq_no(learner) == learner._weights_seq_no
+
+
+def learner_group_of(learner):
+    """A stand-in ``LearnerGroup`` holding ``learner`` as a local group does."""
+    from ray.rllib.core.learner.learner_group import LearnerGroup
+
+    group = LearnerGroup.__new__(LearnerGroup)
+    group._learner = learner
+    return group
+
+
+def test_env_runner_weights_seq_no():
+    from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
+    from ray.rllib.utils.metrics import WEIGHTS_SEQ_NO
+
+    from rllib_ext import PGConfig
+    from rllib_ext.core import rllib_compat
+
+    runner = SingleAgentEnvRunner(config=PGConfig().environment("CartPole-v1"))
+    try:
+        rllib_compat.set_env_runner_weights_seq_no(runner, 7)
+        assert rllib_compat.weights_seq_no(runner) == 7
+        assert runner.get_state()[WEIGHTS_SEQ_NO] == 7
+    finally:
+        runner.stop()
+
+
+def test_alias_module_tensors():
+    import torch
+
+    from rllib_ext.core import rllib_compat
+
+    def net():
+        module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+        module.register_buffer("scratch", torch.zeros(2), persistent=False)
+        return module
+
+    source, target = net(), net()
+    source_tensors = source.state_dict(keep_vars=True)
+    assert rllib_compat.alias_module_tensors(source, target)
+    for name, tensor in target.state_dict(keep_vars=True).items():
+        assert tensor is source_tensors[name], name
+    assert isinstance(target[0].weight, torch.nn.Parameter)
+    assert target.scratch is not source.scratch  # not in the state dict: left alone
+    # An optimizer step on the source moves the target's weights too.
+    before = target[0].weight.detach().clone()
+    source[0].weight.grad = torch.ones_like(source[0].weight)
+    torch.optim.SGD(source.parameters(), lr=0.5).step()
+    assert torch.equal(target[0].weight, before - 0.5)
+    # A part the source lacks, or has with another shape: refused, the target untouched.
+    wider, keep = torch.nn.Sequential(torch.nn.Linear(3, 5)), net()
+    before = {k: v for k, v in keep.state_dict(keep_vars=True).items()}
+    assert not rllib_compat.alias_module_tensors(wider, keep)
+    assert all(v is before[k] for k, v in keep.state_dict(keep_vars=True).items())
+    assert not rllib_compat.alias_module_tensors(torch.nn.Sequential(torch.nn.Linear(3, 4)),
+                                                 net())
 
 
 def test_catalog_model_config():

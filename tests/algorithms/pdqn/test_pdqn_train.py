@@ -138,17 +138,56 @@ def test_remote_env_runner(ray_session):
 
 
 def test_local_env_runner_acts_with_the_learner_weights(ray_session):
-    """num_env_runners=0: the weights go from the learner to the local runner directly (no
-    ray.put), after every gradient step."""
+    """num_env_runners=0, num_learners=0: the runner's module holds the learner module's own
+    tensors (no copy per sync), carries the learner's weights sequence number, and stays in
+    eval mode; the learner's module trains in train mode."""
+    from ray.rllib.utils.metrics import WEIGHTS_SEQ_NO
+
+    from rllib_ext.core.rllib_compat import local_learner, weights_seq_no
+
     algo = _tiny().build_algo()
     try:
         algo.train()
+        learner = local_learner(algo.learner_group)
+        learner_module = learner.module["default_policy"]
+        runner = algo.env_runner_group.local_env_runner
+        learner_tensors = learner_module.state_dict(keep_vars=True)
+        runner_tensors = runner.module.state_dict(keep_vars=True)
+        assert runner_tensors and set(runner_tensors) < set(learner_tensors)
+        for name, tensor in runner_tensors.items():
+            assert tensor is learner_tensors[name], name
+        assert runner.get_state()[WEIGHTS_SEQ_NO] == weights_seq_no(learner) > 1
+        assert runner.module.inference_only and not runner.module.training
+        assert learner_module.training
+        # A checkpoint restored into the running algorithm keeps the two sharing.
+        state = algo.get_state()
+        algo.train()
+        algo.set_state(state)
+        for name, tensor in runner.module.state_dict(keep_vars=True).items():
+            assert tensor is learner_module.state_dict(keep_vars=True)[name], name
+    finally:
+        algo.stop()
+
+
+def test_local_env_runner_gets_a_copy_where_it_cannot_share(ray_session, monkeypatch):
+    """Where the runner's module cannot hold the learner's tensors (another device or dtype),
+    the learner's state is copied into it on every sync."""
+    from rllib_ext.core import replay_training
+    from rllib_ext.core.rllib_compat import local_learner
+
+    monkeypatch.setattr(replay_training, "alias_module_tensors", lambda source, target: False)
+    algo = _tiny().build_algo()
+    try:
+        algo.train()
+        learner_module = local_learner(algo.learner_group).module["default_policy"]
         learner_w = algo.learner_group.get_weights()["default_policy"]
         runner = algo.env_runner_group.local_env_runner
         runner_w = runner.module.get_state(inference_only=True)
         assert runner_w
         for k, v in runner_w.items():
             np.testing.assert_array_equal(np.asarray(v), np.asarray(learner_w[k]))
+        assert all(t is not learner_module.state_dict(keep_vars=True)[k]
+                   for k, t in runner.module.state_dict(keep_vars=True).items())
     finally:
         algo.stop()
 

@@ -24,6 +24,7 @@ from rllib_ext.algorithms.ace.ace_keys import (
     Q_CURR,
     Q_TARGET_NEXT,
 )
+from rllib_ext.core.eval_mode import EvalModeForwards
 from rllib_ext.core.rllib_compat import catalog_model_config
 
 #: ``model_config`` key (set from ``ACEConfig.q_network``) choosing the critics' encoder.
@@ -114,7 +115,7 @@ class BoundedSquashedGaussian(TorchSquashedGaussian):
         return cls(loc=loc, scale=log_std.clamp(*cls.LOG_STD_BOUNDS).exp(), low=low, high=high)
 
 
-class DefaultACETorchRLModule(DefaultSACTorchRLModule):
+class DefaultACETorchRLModule(EvalModeForwards, DefaultSACTorchRLModule):
     """SAC's networks (pi, twin Q, target twin Q; the critics as :class:`ACECatalog` builds
     them) and inference/exploration passes unchanged; ``forward_train`` adds per-dimension
     log-probs (:data:`LOGP_PER_DIM`, :data:`LOGP_NEXT_PER_DIM`) and is split into

@@ -13,10 +13,11 @@ from ray.rllib.utils.annotations import override
 
 from rllib_ext.algorithms.pg.default_pg_rl_module import DefaultPGRLModule
 from rllib_ext.algorithms.pg.pg_catalog import PGCatalog
+from rllib_ext.core.eval_mode import EvalModeForwards
 from rllib_ext.core.parameterised.torch.hybrid_policy import HybridSigma, is_hybrid_space
 
 
-class DefaultPGTorchRLModule(HybridSigma, TorchRLModule, DefaultPGRLModule):
+class DefaultPGTorchRLModule(EvalModeForwards, HybridSigma, TorchRLModule, DefaultPGRLModule):
     """PG's policy (and value) module; for a parameterised action space its pi head feeds the
     hybrid distribution, with the parameters' sigma of ``model_config["hybrid_sigma"]``."""
 

@@ -19,6 +19,7 @@ from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPP
 from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.utils.annotations import override
 
+from rllib_ext.core.eval_mode import EvalModeForwards
 from rllib_ext.core.parameterised.torch.hybrid_policy import HybridSigma, hybrid_action_dist_cls
 from rllib_ext.core.rllib_compat import catalog_model_config
 
@@ -31,7 +32,7 @@ class HybridPPOCatalog(PPOCatalog):
         return hybrid_action_dist_cls(self.action_space, catalog_model_config(self))
 
 
-class HybridPPOTorchRLModule(HybridSigma, DefaultPPOTorchRLModule):
+class HybridPPOTorchRLModule(EvalModeForwards, HybridSigma, DefaultPPOTorchRLModule):
     """RLlib's PPO module with the hybrid action distribution (see the module docstring)."""
 
     def __init__(self, *args, **kwargs):

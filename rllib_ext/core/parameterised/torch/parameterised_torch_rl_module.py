@@ -12,12 +12,13 @@ from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 from ray.rllib.utils.annotations import override
 
+from rllib_ext.core.eval_mode import EvalModeForwards
 from rllib_ext.core.parameterised.action_layout import layout_from_space
 from rllib_ext.core.parameterised.parameterised_learner import EPSILON_BUFFER
 from rllib_ext.core.parameterised.torch.networks import ObservationEncoder
 
 
-class ParameterisedActionTorchRLModule(TorchRLModule, InferenceOnlyAPI):
+class ParameterisedActionTorchRLModule(EvalModeForwards, TorchRLModule, InferenceOnlyAPI):
     """Common parts; ``model_config`` keys read here: ``param_layout``, ``epsilon_initial``,
     ``noise`` ("ou" | "gaussian" | "uniform" | "none"), ``ou_theta``, ``ou_sigma``,
     ``gaussian_sigma``.
