@@ -1,8 +1,12 @@
 """MP-DQN on Platform: RLlib's ``PDQN`` vs a plain PyTorch loop over the *same* module, losses,
 replay and exploration, at the reference setting (one update per env step), side by side.
 
-Prints env steps/s and updates/s of both, their ratio, where RLlib's time goes (its own
-per-iteration timers), and the greedy return each reached. Run:
+Prints env steps/s and updates/s of both and their ratio; this process's CPU time per env step
+and the ratio of those (every run is in this process: the plain loop, and RLlib's env runner
+and learner with ``num_env_runners=0``, ``num_learners=0``), which other jobs on the machine
+move much less than wall time; where RLlib's time goes (its own per-iteration timers); and the
+greedy return each reached. The CPU times include the start of learning (the first 500 steps
+take no updates), the same for every run. Run:
     .venv/bin/python benchmarks/pdqn_platform.py [--steps 3000] [--eval-episodes 100] \
         [--threads N] [--fragments 1 8] [--envs 1 8]
 
@@ -113,7 +117,7 @@ def plain_loop(steps: int, seed: int = 1) -> dict:
                                  seed=seed)
     obs, _ = env.reset(seed=seed)
     episodes = updates = 0
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for step in range(steps):
         module.epsilon.fill_(linear_epsilon(
             episodes, initial=cfg.epsilon_initial, final=cfg.epsilon_final,
@@ -132,15 +136,15 @@ def plain_loop(steps: int, seed: int = 1) -> dict:
         if step + 1 >= cfg.num_steps_sampled_before_learning_starts:
             update(replay.sample(cfg.total_train_batch_size))
             updates += 1
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     return {"steps_per_s": steps / elapsed, "updates_per_s": updates / elapsed,
-            "module": module}
+            "cpu_ms_per_step": cpu / steps * 1e3, "module": module}
 
 
 def rllib_run(steps: int, rollout_fragment_length: int, num_envs: int) -> dict:
     algo = make_config(rollout_fragment_length, num_envs).build_algo()
     try:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         updates = 0
         while True:
             result = algo.train()
@@ -148,13 +152,14 @@ def rllib_run(steps: int, rollout_fragment_length: int, num_envs: int) -> dict:
             updates = trained.get("num_module_steps_trained_lifetime", 0) / 128
             if result["num_env_steps_sampled_lifetime"] >= steps:
                 break
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         timers = result["timers"]
         per_step = {k: timers[k] for k in ("env_runner_sampling_timer", "learner_update_timer",
                                            "synch_weights", "replay_buffer_add_data_timer",
                                            "replay_buffer_sampling_timer") if k in timers}
-        return {"steps_per_s": result["num_env_steps_sampled_lifetime"] / elapsed,
-                "updates_per_s": updates / elapsed, "timers": per_step,
+        steps = result["num_env_steps_sampled_lifetime"]
+        return {"steps_per_s": steps / elapsed, "updates_per_s": updates / elapsed,
+                "cpu_ms_per_step": cpu / steps * 1e3, "timers": per_step,
                 "module": algo.get_module()}
     finally:
         algo.stop()
@@ -186,11 +191,12 @@ def main() -> None:
     print(f"\nMP-DQN on Platform, {args.steps} env steps, one update per env step (after 500), "
           f"torch threads {torch.get_num_threads()}")
     print(f"{'':<36} {'env steps/s':>12} {'updates/s':>10} {'vs plain':>9} "
-          f"{'greedy return':>14}")
+          f"{'CPU ms/step':>12} {'vs plain':>9} {'greedy return':>14}")
     for name, r in runs.items():
         ret = greedy_return(r["module"], args.eval_episodes)
         print(f"{name:<36} {r['steps_per_s']:>12.1f} {r['updates_per_s']:>10.1f} "
-              f"{r['steps_per_s'] / plain['steps_per_s']:>8.2f}x {ret:>14.3f}")
+              f"{r['steps_per_s'] / plain['steps_per_s']:>8.2f}x {r['cpu_ms_per_step']:>12.2f} "
+              f"{plain['cpu_ms_per_step'] / r['cpu_ms_per_step']:>8.2f}x {ret:>14.3f}")
     for name, r in runs.items():
         if "timers" in r:
             parts = ", ".join(f"{k.removesuffix('_timer')} {v * 1e3:.1f} ms"
