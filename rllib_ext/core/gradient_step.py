@@ -35,6 +35,12 @@ from rllib_ext.core.rllib_compat import clip_function, learner_optimizers, learn
 class GradientStepLearner(SkipNonFiniteGradients):
     """Mixin for torch learners: :meth:`gradient_step` (see the module docstring)."""
 
+    def log_step_stats(self, module_id, stats: dict) -> None:
+        """Logs one gradient step's stats of ``module_id`` (window 1: the latest value is
+        reported). :class:`~rllib_ext.core.chunked_learner.ChunkedUpdateTorchLearner` logs
+        them once per update call instead."""
+        self.metrics.log_dict(stats, key=module_id, window=1)
+
     def gradient_step(
         self,
         module_id: ModuleID,
@@ -76,8 +82,7 @@ class GradientStepLearner(SkipNonFiniteGradients):
                     self.filter_param_dict_for_optimizer(grads, optim),
                     grad_clip=config.grad_clip, grad_clip_by=config.grad_clip_by)
                 if log_global_norm and norm is not None:
-                    self.metrics.log_value((module_id, f"gradients_{name}_global_norm"), norm,
-                                           window=1)
+                    self.log_step_stats(module_id, {f"gradients_{name}_global_norm": norm})
         for pid, param in params.items():
             if pid not in grads:
                 param.grad = None  # not stepped: the other optimizers' steps are no-ops

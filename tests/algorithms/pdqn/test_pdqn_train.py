@@ -383,3 +383,27 @@ def test_vector_env_runner_fills_the_replay_with_every_env_step(ray_session):
     assert sampled >= 64 and stored == sampled
     # Learning starts at 32 stored transitions; every later env step buys one batch of 16.
     assert trained == pytest.approx((sampled - 32) * 16, abs=2 * 16)
+
+
+def test_step_stats_logged_once_per_update_call_report_the_same(ray_session, monkeypatch):
+    """The learner logs its per-step stats once per update call (the latest value of each
+    key); the iteration's results equal those of logging at every gradient step."""
+    from rllib_ext.core.chunked_learner import ChunkedUpdateTorchLearner
+    from rllib_ext.core.gradient_step import GradientStepLearner
+
+    def learner_results(per_step: bool):
+        if per_step:
+            monkeypatch.setattr(ChunkedUpdateTorchLearner, "log_step_stats",
+                                GradientStepLearner.log_step_stats)
+        algo = (_tiny().env_runners(num_envs_per_env_runner=3, rollout_fragment_length=2)
+                .debugging(seed=3).build_algo())
+        try:
+            results = [algo.train()["learners"]["default_policy"] for _ in range(2)]
+        finally:
+            algo.stop()
+            monkeypatch.undo()
+        return [{k: v for k, v in r.items() if "throughput" not in k} for r in results]
+
+    buffered, per_step = learner_results(False), learner_results(True)
+    assert "q_loss" in buffered[-1] and "gradients_q_global_norm" in buffered[-1]
+    assert buffered == per_step

@@ -325,7 +325,7 @@ class ACETorchLearner(ChunkedUpdateTorchLearner, GradientStepLearner, SACTorchLe
                     (module_batch[REPLAY_INDEX], td_error))
             stats[NUM_GRADIENT_UPDATES_KEY] = counters.num_gradient_updates
             stats[NUM_POLICY_UPDATES_KEY] = counters.num_policy_updates
-            self.metrics.log_dict(stats, key=module_id, window=1)
+            self.log_step_stats(module_id, stats)
             total_loss[module_id] = total
         return {}, total_loss, {}
 

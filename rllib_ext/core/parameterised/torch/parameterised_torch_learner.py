@@ -101,7 +101,7 @@ class ParameterisedActionTorchLearner(EpsilonScheduleLearner, ChunkedUpdateTorch
                 loss, stats = loss_fn(module, module_batch, config)
                 self.gradient_step(module_id, loss, [optimizer_name], config,
                                    log_global_norm=True)
-                self.metrics.log_dict(stats, key=module_id, window=1)
+                self.log_step_stats(module_id, stats)
                 total = total + loss.detach()
             # Soft target updates after every stage has stepped (the reference's order).
             for online, target, tau in self.target_networks(module, config):
