@@ -25,8 +25,8 @@ class ChunkedUpdateTorchLearner(TorchLearner):
 
     :meth:`log_step_stats` keeps each gradient step's stats until the call ends, then logs the
     latest value of every key (window 1), what logging them at every step would leave for
-    the next reduce: at one gradient step per env step the logger's per-key work was about a
-    tenth of a learner step (benchmarks/RESULTS.md)."""
+    the next reduce, with one pass of the logger's per-key work per call instead of per step
+    (benchmarks/RESULTS.md, "In process: the runner on the learner's tensors, ...")."""
 
     _step_stats: dict | None = None
 
