@@ -45,6 +45,7 @@ from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import ALL_MODULES
 
 from rllib_ext.core.rllib_compat import config_value_error, foreach_norm, learner_params
+from rllib_ext.core.whole_episodes import WholeEpisodeSampling
 
 logger = logging.getLogger(__name__)
 
@@ -164,11 +165,12 @@ def without_dropped_step(episode):
     return kept
 
 
-class GuardedEnvRunner(SingleAgentEnvRunner):
+class GuardedEnvRunner(WholeEpisodeSampling, SingleAgentEnvRunner):
     """RLlib's ``SingleAgentEnvRunner`` with every sub-env wrapped in :class:`NonFiniteGuard`
     (sync and async vector envs) and the guard's placeholder steps cut off the sampled
-    episodes. The plugin's configs use it by default; a custom env runner class must subclass
-    it."""
+    episodes; complete episodes are sampled without discarding finished ones
+    (:class:`~rllib_ext.core.whole_episodes.WholeEpisodeSampling`). The plugin's configs use it
+    by default; a custom env runner class must subclass it."""
 
     _dropped_reported = 0
 
@@ -218,10 +220,11 @@ class GuardedEnvRunner(SingleAgentEnvRunner):
         return episodes
 
 
-class GuardedMultiAgentEnvRunner(MultiAgentEnvRunner):
+class GuardedMultiAgentEnvRunner(WholeEpisodeSampling, MultiAgentEnvRunner):
     """RLlib's ``MultiAgentEnvRunner`` that raises :class:`NonFiniteEnvDataError` on a NaN/inf
     observation or reward of any agent, at reset or step (both modes: see the module
-    docstring). The plugin's multi-agent configs use it; a custom class must subclass it."""
+    docstring), and samples complete episodes as :class:`GuardedEnvRunner` does. The plugin's
+    multi-agent configs use it; a custom class must subclass it."""
 
     def _check(self, observations, rewards, when: str) -> None:
         found = first_non_finite(rewards, "reward") or first_non_finite(observations,
