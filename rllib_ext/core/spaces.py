@@ -89,3 +89,15 @@ def policy_spaces(config) -> dict[str, tuple[gym.Space, gym.Space]]:
         env.close()
     return {policy_id: (spec.observation_space, spec.action_space)
             for policy_id, spec in policies.items()}
+
+
+def has_box(space: gym.Space) -> bool:
+    """Whether ``space`` (any nesting of Tuple/Dict) holds a Box: the only spaces RLlib's
+    ``normalize_actions`` / ``clip_actions`` change an action of."""
+    if isinstance(space, gym.spaces.Box):
+        return True
+    if isinstance(space, gym.spaces.Tuple):
+        return any(has_box(s) for s in space.spaces)
+    if isinstance(space, gym.spaces.Dict):
+        return any(has_box(s) for s in space.spaces.values())
+    return False

@@ -18,6 +18,7 @@ from ray.rllib.algorithms.ppo.ppo import PPO, PPOConfig
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.annotations import override
 
+from rllib_ext.core.action_bounds import lean_action_bounds
 from rllib_ext.core.non_finite import NonFiniteGuardConfig
 from rllib_ext.core.parameterised.hybrid_knobs import HybridPolicyKnobs
 from rllib_ext.core.plain_config import PlainDictConfig
@@ -140,6 +141,12 @@ class HPPOConfig(PlainDictConfig, KnobChecks, HybridPolicyKnobs, NonFiniteGuardC
         from rllib_ext.algorithms.hppo.torch.hppo_torch_learner import HPPOTorchLearner
 
         return HPPOTorchLearner
+
+    @override(PPOConfig)
+    def build_module_to_env_connector(self, env=None, spaces=None):
+        """RLlib's pipeline with the action bounds applied once per batch:
+        ``rllib_ext.core.action_bounds``."""
+        return lean_action_bounds(self, super().build_module_to_env_connector(env, spaces))
 
     @override(PPOConfig)
     def validate(self) -> None:

@@ -33,6 +33,7 @@ from ray.rllib.utils.metrics import (
 from rllib_ext.algorithms.pg.advantages import BASELINES, add_advantages_to_episodes
 from rllib_ext.algorithms.pg.default_pg_rl_module import VALUE_NETWORK_KEY
 from rllib_ext.algorithms.pg.importance_sampling import IMPORTANCE_SAMPLING_MODES
+from rllib_ext.core.action_bounds import lean_action_bounds
 from rllib_ext.core.env_runner_faults import sample_env_runners
 from rllib_ext.core.non_finite import NonFiniteGuardConfig
 from rllib_ext.core.parameterised.hybrid_knobs import HybridPolicyKnobs
@@ -226,6 +227,12 @@ class PGConfig(PlainDictConfig, KnobChecks, HybridPolicyKnobs, NonFiniteGuardCon
         from rllib_ext.algorithms.pg.torch.pg_torch_learner import PGTorchLearner
 
         return PGTorchLearner
+
+    @override(AlgorithmConfig)
+    def build_module_to_env_connector(self, env=None, spaces=None):
+        """RLlib's pipeline with the action bounds applied once per batch (or not at all for
+        actions without a Box): ``rllib_ext.core.action_bounds``."""
+        return lean_action_bounds(self, super().build_module_to_env_connector(env, spaces))
 
     @override(AlgorithmConfig)
     def validate(self) -> None:
