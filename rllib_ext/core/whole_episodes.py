@@ -22,6 +22,8 @@ Explicit ``num_timesteps`` / ``num_episodes`` calls (evaluation, RLlib's own cal
 
 from __future__ import annotations
 
+import copy
+
 
 class WholeEpisodeSampling:
     """Mixin for an RLlib ``SingleAgentEnvRunner`` / ``MultiAgentEnvRunner`` subclass (module
@@ -38,6 +40,7 @@ class WholeEpisodeSampling:
         # rollout_fragment_length too).
         target = -(-self.config.total_train_batch_size // max(1, self.config.num_env_runners))
         finished, running, steps = [], {}, 0
+        copied = set()  # ids whose running episode is our own copy
         first = True
         while steps < target:
             # The first chunk resets every sub-env: no episode of an earlier call (other
@@ -52,6 +55,11 @@ class WholeEpisodeSampling:
                 if episode is None:
                     episode = chunk
                 else:
+                    if chunk.id_ not in copied:
+                        # The env runner keeps its chunks to sum the episode's return and
+                        # length for its metrics: join into a copy, never into its chunk.
+                        episode = copy.deepcopy(episode)
+                        copied.add(chunk.id_)
                     episode.concat_episode(chunk)
                 if episode.is_done:
                     finished.append(episode)

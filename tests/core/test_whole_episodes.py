@@ -5,8 +5,13 @@ that call; explicit requests and truncate mode are RLlib's."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from ray.rllib.env.multi_agent_env import make_multi_agent
-from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED
+from ray.rllib.utils.metrics import (
+    EPISODE_RETURN_MAX,
+    EPISODE_RETURN_MEAN,
+    NUM_ENV_STEPS_SAMPLED,
+)
 
 from rllib_ext import PGConfig
 from rllib_ext.core.non_finite import GuardedEnvRunner, GuardedMultiAgentEnvRunner
@@ -43,7 +48,13 @@ def test_one_call_returns_the_share_of_the_batch_in_fresh_complete_episodes():
             # ~20 steps): far below the batch.
             assert steps >= BATCH and len(episodes) > ENVS
             # Sampled but not returned: only the ENVS episodes running when the batch was full.
-            sampled = runner.get_metrics()[NUM_ENV_STEPS_SAMPLED]
+            metrics = runner.get_metrics()
+            sampled = metrics[NUM_ENV_STEPS_SAMPLED]
+            # The env runner's own return metric sums each episode's chunks: joining them must
+            # leave the chunks it holds as they were (CartPole: return = length).
+            lengths = [len(e) for e in episodes]
+            assert float(metrics[EPISODE_RETURN_MAX]) == max(lengths)
+            assert float(metrics[EPISODE_RETURN_MEAN]) == pytest.approx(np.mean(lengths))
             assert 0 <= sampled - steps < ENVS * max(len(e) for e in episodes) * 2
             ids = {e.id_ for e in episodes}
             assert len(ids) == len(episodes) and not ids & seen  # none continued from before
