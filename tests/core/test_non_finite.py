@@ -271,3 +271,24 @@ def test_rllibs_repeat_gradient_checks_are_off_exactly_where_the_learner_checks(
     config = config_class()
     skips_itself = issubclass(config.get_default_learner_class(), SkipNonFiniteGradients)
     assert config.torch_skip_nan_gradients is skips_itself
+
+
+def test_hppo_skips_a_non_finite_gradient_step_too(ray_session):
+    algo = (HPPOConfig().environment("rllib_ext/Moving-v0")
+            .training(param_layout=[1, 1, 0], train_batch_size_per_learner=64,
+                      minibatch_size=32, num_epochs=1)
+            .env_runners(num_env_runners=0, num_envs_per_env_runner=1)
+            .rl_module(model_config={"fcnet_hiddens": [8]})
+            .build_algo())
+    try:
+        learner = algo.learner_group._learner
+        # One finite step first: Adam then has momentum, which RLlib's PPO learner would
+        # apply again on the zeroed non-finite gradients.
+        learner.apply_gradients({pid: torch.ones_like(p) for pid, p in learner._params.items()})
+        before = {k: v.clone() for k, v in learner._params.items()}
+        learner.apply_gradients({pid: torch.full_like(p, float("nan"))
+                                 for pid, p in learner._params.items()})
+        assert all(torch.equal(before[k], p) for k, p in learner._params.items())
+        assert learner.metrics.peek((ALL_MODULES, NON_FINITE_GRADIENT_STEPS_KEY)) == 1
+    finally:
+        algo.stop()

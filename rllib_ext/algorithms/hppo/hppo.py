@@ -53,9 +53,6 @@ class HPPOConfig(PlainDictConfig, KnobChecks, HybridPolicyKnobs, NonFiniteGuardC
     function (``vf_share_layers``), greedy evaluation.
     """
 
-    #: PPO's learner: RLlib's own non-finite gradient handling stays on.
-    learner_skips_non_finite_gradients = False
-
     def __init__(self, algo_class=None):
         super().__init__(algo_class=algo_class or HPPO)
         self.evaluation_config = {"explore": False}

@@ -43,6 +43,7 @@ from rllib_ext.algorithms.hppo.hppo_keys import (
     DISCRETE_POLICY_LOSS_KEY,
     PARAM_STD_KEY,
 )
+from rllib_ext.core.non_finite import SkipNonFiniteGradients
 
 
 def clipped_surrogate(ratio: torch.Tensor, advantages: torch.Tensor,
@@ -80,21 +81,25 @@ def hybrid_surrogates(curr, prev, actions, advantages: torch.Tensor, *, clip_par
     return s_k + s_x, parts
 
 
-class HPPOTorchLearner(PPOTorchLearner):
+class HPPOTorchLearner(SkipNonFiniteGradients, PPOTorchLearner):
     """RLlib's PPO torch learner with H-PPO's policy loss (module docstring). Everything else
     (GAE, value targets, advantage normalisation, KL coefficient, schedules, several learners)
-    is RLlib's PPO learner unchanged."""
+    is RLlib's PPO learner unchanged, except that a step with a non-finite gradient is skipped
+    and counted (one fused check, as every learner of the plugin) instead of taken with zeroed
+    gradients."""
 
     @override(PPOTorchLearner)
     def compute_loss_for_module(self, *, module_id, config, batch: dict[str, Any],
                                 fwd_out: dict[str, Any]) -> torch.Tensor:
         module = self.module[module_id].unwrapped()
-        if Columns.LOSS_MASK in batch:
-            mask = batch[Columns.LOSS_MASK]
-
+        mask = batch.get(Columns.LOSS_MASK)
+        if mask is not None and not bool(mask.all()):
+            # Zero-padded sequences (a recurrent module): average the real steps only.
             def mean(t):
                 return t[mask].mean()
         else:
+            # RLlib adds an all-true mask to non-recurrent batches too: a plain mean is the
+            # same number without the boolean indexing (a tenth of the loss's time).
             mean = torch.mean
 
         curr = module.get_train_action_dist_cls().from_logits(fwd_out[Columns.ACTION_DIST_INPUTS])
