@@ -385,13 +385,18 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     import rllib_ext
+    from rllib_ext.cli.config_file import ConfigError
     from rllib_ext.core.ray_session import init_local_ray, shutdown_local_ray
 
     init_local_ray(num_cpus=1, include_dashboard=False, logging_level="ERROR")
     rllib_ext.register()
     table = []
     for row in args.rows:
-        config = build_config(ROWS[row], args.seed)
+        try:
+            config = build_config(ROWS[row], args.seed)
+        except ConfigError as e:  # e.g. InvertedPendulum without the MuJoCo extra
+            print(f"{row}: skipped ({e})")
+            continue
         runs = {"plain": [], "rllib": []}
         for r in range(args.rounds):
             runs["plain"].append(plain_run(config, args.iterations, args.seed + r))
