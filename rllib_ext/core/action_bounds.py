@@ -3,9 +3,9 @@ numpy operation per batch.
 
 RLlib's module-to-env pipeline ends with ``NormalizeAndClipActions``, which deep-copies every
 sub-env's action and unsquashes or clips it one item at a time, after the batch was split per
-episode. On H-PPO's Moving config (8 envs, a Tuple action) that was 17 % of the env runner's
-time; on a Discrete action space (PG on CartPole) it changes nothing, yet cost 15 % of an env
-step (``benchmarks/on_policy_plain.py``, RESULTS.md).
+episode. On H-PPO's Moving config (8 envs, a Tuple action) that was 11 % of a training
+iteration; on a Discrete action space (PG on CartPole) it changes nothing, yet cost 8 %
+(cProfile; ``benchmarks/on_policy_plain.py``, RESULTS.md).
 
 :func:`lean_action_bounds` rewrites a config's default pipeline:
 

@@ -93,13 +93,14 @@ class HPPOTorchLearner(SkipNonFiniteGradients, PPOTorchLearner):
                                 fwd_out: dict[str, Any]) -> torch.Tensor:
         module = self.module[module_id].unwrapped()
         mask = batch.get(Columns.LOSS_MASK)
-        if mask is not None and not bool(mask.all()):
+        if mask is not None and module.is_stateful():
             # Zero-padded sequences (a recurrent module): average the real steps only.
             def mean(t):
                 return t[mask].mean()
         else:
-            # RLlib adds an all-true mask to non-recurrent batches too: a plain mean is the
-            # same number without the boolean indexing (a tenth of the loss's time).
+            # Without a recurrent module RLlib's mask is all true: a plain mean is the same
+            # number without the boolean indexing (a tenth of the loss's time) and without
+            # reading the mask back from the device.
             mean = torch.mean
 
         curr = module.get_train_action_dist_cls().from_logits(fwd_out[Columns.ACTION_DIST_INPUTS])
