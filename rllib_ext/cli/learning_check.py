@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 from rllib_ext.cli.experiment import Experiment
@@ -70,7 +69,7 @@ def check_experiment(exp: Experiment, *, storage: str | None = None) -> list[Che
         stop=stop,
         progress_stop={ENV_STEPS_KEY: crit.within_env_steps},
         storage=storage,
-        name=f"check_{exp.name}_{time.strftime('%Y%m%d-%H%M%S')}",
+        name_prefix="check_",
         metric=exp.evaluation_metric if by_final_evaluation else crit.metric,
     )
     rows = []

@@ -197,7 +197,7 @@ def run(
     stop,
     storage: str | None,
     progress_stop: dict | None = None,
-    name: str | None = None,
+    name_prefix: str = "",
     num_samples: int = 1,
     metric: str = DEFAULT_METRIC,
     record: dict | None = None,
@@ -221,13 +221,12 @@ def run(
     from rllib_ext.cli.progress import COMPLETED_TRIALS, ProgressPrinter
 
     storage_path = Path(storage or DEFAULT_STORAGE).resolve()
-    name = name or f"{experiment.name}_{time.strftime('%Y%m%d-%H%M%S')}"
+    name = claim_run_dir(storage_path, f"{name_prefix}{experiment.name}")
     if progress_stop is None:
         progress_stop = stop if isinstance(stop, dict) else {}
     callbacks = [ProgressPrinter(progress_stop, metric), *once_per_iteration_loggers()]
     if record is not None:
         run_dir = storage_path / name
-        run_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(experiment.path, run_dir / EXPERIMENT_COPY_FILE)
         (run_dir / RUN_RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
     tuner = tune.Tuner(
@@ -250,6 +249,26 @@ def run(
     )
     COMPLETED_TRIALS.clear()
     return str(storage_path / name), _outcomes(tuner.fit())
+
+
+def claim_run_dir(storage_path: Path, stem: str) -> str:
+    """Creates a new run directory ``stem_YYYYmmdd-HHMMSS`` under ``storage_path`` and returns
+    its name; ``-2``, ``-3``, ... is appended where that name is taken.
+
+    Created here, atomically, and not left to Tune: two runs started in the same second (the
+    seeds of a study launched together) would otherwise share one directory, and with it
+    Tune's experiment state and the run record that ``--resume`` and ``evaluate`` read."""
+    stamp = f"{stem}_{time.strftime('%Y%m%d-%H%M%S')}"
+    storage_path.mkdir(parents=True, exist_ok=True)
+    suffix = 1
+    while True:
+        name = stamp if suffix == 1 else f"{stamp}-{suffix}"
+        try:
+            (storage_path / name).mkdir()
+        except FileExistsError:
+            suffix += 1
+            continue
+        return name
 
 
 @functools.cache

@@ -330,6 +330,18 @@ def test_checkpoint_config_keeps_the_best_and_the_last(tmp_path):
     assert kept == ["checkpoint_1", "checkpoint_4"]
 
 
+def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path, monkeypatch):
+    """Two seeds launched together once shared one run directory (named by the second), and
+    with it Tune's experiment state and the run record that --resume reads."""
+    from rllib_ext.cli import runner
+
+    monkeypatch.setattr(runner.time, "strftime", lambda fmt: "20261208-024028")
+    names = [runner.claim_run_dir(tmp_path / "runs", "hppo_moving") for _ in range(3)]
+    assert names == ["hppo_moving_20261208-024028", "hppo_moving_20261208-024028-2",
+                     "hppo_moving_20261208-024028-3"]
+    assert all((tmp_path / "runs" / n).is_dir() for n in names)
+
+
 def test_plot_and_evaluate_reject_bad_paths(tmp_path, capsys):
     assert main(["plot", str(tmp_path)]) == 2
     assert "no result.json or progress.csv" in capsys.readouterr().err
