@@ -75,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="Samples of the search space (default: tune.num_samples or 1).")
 
     e = sub.add_parser("evaluate", parents=[cluster],
-                       help="Run greedy episodes from a checkpoint and print their returns.")
+                       help="Run greedy (or, with --explore, exploring) episodes from a "
+                            "checkpoint and print their returns.")
     e.add_argument("checkpoint",
                    help="A checkpoint directory, or a run / trial directory (tune_runs/<run>): "
                         "then its best checkpoint by --metric (see --pick).")
@@ -86,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="Score of --pick best (default: "
                         "evaluation/env_runners/episode_return_mean, higher is better).")
     e.add_argument("--episodes", type=int, default=10, metavar="N")
+    e.add_argument("--explore", action="store_true",
+                   help="Act as in training (the module's exploration: sampled actions, "
+                        "epsilon, noise) instead of greedily.")
     e.add_argument("--gif", metavar="PATH",
                    help="Also save the first episode as an animated GIF (env must accept "
                         "render_mode='rgb_array').")
@@ -449,13 +453,15 @@ def _cmd_evaluate(args) -> int:
 
     where = runner.init_ray(args.address, checkpoint_user_modules(path))
     print(f"rllib-ext: evaluating {path} on {where}", flush=True)
-    returns, lengths = evaluate_checkpoint(path, num_episodes=args.episodes, gif=args.gif)
+    returns, lengths = evaluate_checkpoint(path, num_episodes=args.episodes,
+                                           explore=args.explore, gif=args.gif)
     for i, (ret, length) in enumerate(zip(returns, lengths, strict=True)):
         print(f"episode {i:>3}: return {ret:10.3f}  length {length}")
     import numpy as np
 
     print(f"mean return {np.mean(returns):.3f} ± {np.std(returns):.3f} over {len(returns)} "
-          f"greedy episodes (mean length {np.mean(lengths):.1f})")
+          f"{'exploring' if args.explore else 'greedy'} episodes (mean length "
+          f"{np.mean(lengths):.1f})")
     if args.gif:
         print(f"gif: {Path(args.gif).resolve()}")
     return EXIT_OK

@@ -170,7 +170,8 @@ def test_list_shows_algorithms_and_configs(capsys):
     assert "PG" in out and "configs/pg/cartpole.yaml" in out and "150" in out
 
 
-def test_train_plot_evaluate_on_an_existing_cluster(ray_session, tmp_path, capsys):
+def test_train_plot_evaluate_on_an_existing_cluster(ray_session, tmp_path, capsys,
+                                                     monkeypatch):
     # Checkpoints on evaluation iterations, the best by the evaluation return and the last
     # one kept.
     # Every 2nd iteration evaluates, so the first result has no evaluation keys (Tune then
@@ -236,6 +237,14 @@ def test_train_plot_evaluate_on_an_existing_cluster(ray_session, tmp_path, capsy
     assert main(["evaluate", str(exp_dir), "--pick", "last", "--episodes", "1"]) == 0
     assert f"iteration {last_iteration}," in capsys.readouterr().out.splitlines()[0]
     assert main(["evaluate", best_path, "--episodes", "1"]) == 0  # a checkpoint directly
+    assert "over 1 greedy episodes" in capsys.readouterr().out
+    from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
+
+    explores, sample = [], SingleAgentEnvRunner.sample
+    monkeypatch.setattr(SingleAgentEnvRunner, "sample", lambda self, **kw: (
+        explores.append(kw.get("explore")), sample(self, **kw))[1])
+    assert main(["evaluate", best_path, "--episodes", "3", "--explore"]) == 0
+    assert "over 3 exploring episodes" in capsys.readouterr().out and explores == [True]
 
 
 def test_tune_command_runs_the_search_space(ray_session, tmp_path, capsys):
