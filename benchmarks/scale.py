@@ -194,14 +194,14 @@ def extrapolate(row: dict, counts=(1, 2, 4, 8, 16, 32)) -> None:
     print(f"\n{row['algo']} (M={row['M']}), from N=1: sample round {sample:.1f} ms, learner "
           f"{learn:.1f} ms per runner's steps, sync {sync:.1f} ms, rest {other:.1f} ms; the learner is the "
           f"bottleneck from N* = {n_star:.2f} runners; env steps/s level off at "
-          f"{1e3 * per_runner / learn:.0f}")
+          f"{1e3 * per_runner / learn:.1f}")
     print(f"{'N':>3} {'cycle ms':>9} {'learner share':>14} {'env steps/s':>12} "
           f"{'syncs/s':>8} {'weight MB/s out':>16} {'sample MB/s in':>15}")
     for n in counts:
         cycle = sample + n * learn + sync + other
         rate = n * per_runner / (cycle / 1e3)
-        print(f"{n:>3} {cycle:>9.1f} {n * learn / cycle:>14.0%} {rate:>12.0f} "
-              f"{1e3 / cycle:>8.1f} {n * row['weight_bytes'] / cycle / 1e3:>16.2f} "
+        print(f"{n:>3} {cycle:>9.1f} {n * learn / cycle:>14.0%} {rate:>12.1f} "
+              f"{1e3 / cycle:>8.2f} {n * row['weight_bytes'] / cycle / 1e3:>16.2f} "
               f"{rate * row['sample_bytes_per_step'] / 1e6:>15.2f}")
 
 
