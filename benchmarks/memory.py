@@ -89,19 +89,14 @@ def replay_written_bytes(algo) -> int:
 
 
 def build(path: str, runners: int, learners: int, every: int, overrides: list[str], seed: int):
+    """The config file's algorithm config with ``--set`` overrides, ``runners`` remote env
+    runners and ``learners`` learners, no evaluation, an iteration per ``every`` env steps at
+    most."""
+    from platform_seed_study import parse_overrides
+
     from rllib_ext.cli.config_file import load_experiment
 
-    exp = load_experiment(path)
-    cfg = exp.build_config()
-    updates = {}
-    for item in overrides:
-        key, _, value = item.partition("=")
-        section, _, knob = key.partition(".")
-        import yaml
-
-        updates.setdefault(section, {})[knob] = yaml.safe_load(value)
-    for section, knobs in updates.items():
-        getattr(cfg, section)(**knobs)
+    cfg = load_experiment(path).build_config(overrides=parse_overrides(overrides))
     return (cfg
             .env_runners(num_env_runners=runners)
             .learners(num_learners=learners)
