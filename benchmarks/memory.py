@@ -120,19 +120,20 @@ def run(args) -> Path:
     rllib_ext.register()
     algo = build(args.config, args.runners, args.learners, args.every, args.set,
                  args.seed).build_algo()
-    fields = ["env_steps", "wall_s", "replay_rows", "replay_written_mb", "driver_mb",
+    fields = ["env_steps", "wall_s", "episode_return_mean", "replay_rows", "replay_written_mb", "driver_mb",
               "learners_mb", "env_runners_mb", "causal_actor_mb", "processes"]
     try:
         with open(csv_path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
-            t0, steps, next_sample = time.perf_counter(), 0, 0
+            t0, steps, next_sample, episode_return = time.perf_counter(), 0, 0, float("nan")
             while True:
                 if steps >= next_sample:
                     # The embedded Ray's raylet is this driver's child, its workers the raylet's.
                     actors = ray_actor_rss(descendants(os.getpid()))
                     row = {
                         "env_steps": steps, "wall_s": round(time.perf_counter() - t0, 1),
+                        "episode_return_mean": episode_return,
                         "replay_rows": len(algo.replay) if hasattr(algo.replay, "__len__")
                         else algo.replay.total_size,
                         "replay_written_mb": replay_written_bytes(algo) / 2**20,
@@ -143,7 +144,7 @@ def run(args) -> Path:
                                       ("env runners", "env_runners_mb"),
                                       ("causal actor", "causal_actor_mb")):
                         row[key] = actors.get(role, (0, 0))[0] / 2**20
-                    writer.writerow({k: round(v, 1) if isinstance(v, float) else v
+                    writer.writerow({k: round(v, 3) if isinstance(v, float) else v
                                      for k, v in row.items()})
                     f.flush()
                     print(", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
@@ -151,7 +152,9 @@ def run(args) -> Path:
                     next_sample += args.every
                 if steps >= args.steps:
                     break
-                steps = int(algo.train()["env_runners"]["num_env_steps_sampled_lifetime"])
+                metrics = algo.train()["env_runners"]
+                steps = int(metrics["num_env_steps_sampled_lifetime"])
+                episode_return = float(metrics.get("episode_return_mean", float("nan")))
     finally:
         algo.stop()
         shutdown_local_ray()
@@ -164,7 +167,7 @@ PARTS = (("driver_mb", "driver (algorithm, replay)"), ("learners_mb", "learners"
 
 def read_rows(csv_path: Path) -> list[dict]:
     with open(csv_path) as f:
-        return [{k: (v if k == "processes" else float(v)) for k, v in row.items()}
+        return [{k: (v if k == "processes" else float(v or "nan")) for k, v in row.items()}
                 for row in csv.DictReader(f)]
 
 
