@@ -192,23 +192,33 @@ def summary(rows: list[dict], capacity: int | None) -> None:
 
 
 def plot(rows: list[dict], png: Path, title: str) -> None:
+    """Left: each part's RSS and the replay's written bytes. Right: each part's change since
+    the second sample (learning under way), the driver's also net of the replay's writes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, (ax, delta) = plt.subplots(1, 2, figsize=(11, 4))
     steps = [r["env_steps"] for r in rows]
+    base = rows[min(1, len(rows) - 1)]
     for key, label in PARTS:
         if any(r[key] for r in rows):
-            ax.plot(steps, [r[key] for r in rows], marker=".", label=label)
+            line, = ax.plot(steps, [r[key] for r in rows], marker=".", label=label)
+            delta.plot(steps, [r[key] - base[key] for r in rows], marker=".",
+                       color=line.get_color(), label=label)
     ax.plot(steps, [r["replay_written_mb"] for r in rows], ls="--", color="grey",
             label="replay rows written")
-    ax.set_xlabel("env steps")
+    delta.plot(steps, [r["driver_mb"] - r["replay_written_mb"]
+                       - (base["driver_mb"] - base["replay_written_mb"]) for r in rows],
+               ls="--", color="black", label="driver less replay writes")
     ax.set_ylabel("resident memory (MB)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    delta.set_ylabel(f"change since {base['env_steps']:,.0f} env steps (MB)")
+    for a in (ax, delta):
+        a.set_xlabel("env steps")
+        a.grid(alpha=0.3)
+        a.legend(fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(png, dpi=100)
     print(f"wrote {png}")
