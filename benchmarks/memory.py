@@ -175,9 +175,11 @@ def summary(rows: list[dict], capacity: int | None) -> None:
     """Each part's growth from the first sample after the replay filled (or after learning
     started, if it never fills) to the last; the driver's also net of the replay's writes."""
     full = [r for r in rows if capacity and r["replay_rows"] >= capacity]
-    start = full[0] if full else rows[min(1, len(rows) - 1)]
+    if len(full) >= 2:
+        start, since = full[0], "the replay filled"
+    else:  # never full, or full only at the last sample
+        start, since = rows[min(1, len(rows) - 1)], "the second sample (learning under way)"
     end = rows[-1]
-    since = "the replay filled" if full else "the second sample (the replay never filled)"
     print(f"\ngrowth from {start['env_steps']:,.0f} env steps ({since}) to "
           f"{end['env_steps']:,.0f}:")
     for key, label in PARTS:
