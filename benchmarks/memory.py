@@ -5,8 +5,8 @@ and its replay), the learners, the env runners and ACE's causal actor, sampled e
 Trains a config file's algorithm on an embedded local Ray with ``--runners`` remote env runners
 and ``--learners`` learners (so each part is its own process; their RSS is read from
 ``/proc``, the processes found by the titles Ray gives its actors: ``ray::GuardedEnvRunner``,
-``ray::_WrappedExecutable`` for a learner, ``ray::CausalWorker``). The replay's arrays are allocated zeroed, and the
-OS maps their pages as rows are first written, so the driver grows by the replay's bytes per
+``ray::_WrappedExecutable`` for a learner, ``ray::CausalWorker``). The replay's arrays are
+allocated zeroed, and the OS maps their pages as rows are first written, so the driver grows by the replay's bytes per
 transition until the replay is full: the CSV has the replay's written bytes beside the RSS, and
 the summary reports each process's growth after the replay filled (or, if it never fills, the
 driver's growth beyond the bytes the replay wrote). Run:
@@ -120,8 +120,8 @@ def run(args) -> Path:
     rllib_ext.register()
     algo = build(args.config, args.runners, args.learners, args.every, args.set,
                  args.seed).build_algo()
-    fields = ["env_steps", "wall_s", "episode_return_mean", "replay_rows", "replay_written_mb", "driver_mb",
-              "learners_mb", "env_runners_mb", "causal_actor_mb", "processes"]
+    fields = ["env_steps", "wall_s", "episode_return_mean", "replay_rows", "replay_written_mb",
+              "driver_mb", "learners_mb", "env_runners_mb", "causal_actor_mb", "processes"]
     try:
         with open(csv_path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields)

@@ -102,7 +102,6 @@ class Timed:
 def measure(algo_name: str, runners: int, learners: int, fragment: int | None, cycles: int,
             seed: int) -> dict:
     import ray
-    import torch
     from ray.cluster_utils import Cluster
     from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_RL_MODULE
     from ray.rllib.utils.metrics import WEIGHTS_SEQ_NO
@@ -164,7 +163,6 @@ def measure(algo_name: str, runners: int, learners: int, fragment: int | None, c
             "batch_bytes_per_update": update.bytes / (
                 cycles * per_cycle * config.updates_per_env_step) if learners else 0.0,
             "grad_bytes": grad_bytes,
-            "threads": torch.get_num_threads(),
         }
     finally:
         if algo is not None:
@@ -192,8 +190,8 @@ def extrapolate(row: dict, counts=(1, 2, 4, 8, 16, 32)) -> None:
     per_runner = row["per_cycle"] // row["N"]
     n_star = sample / learn
     print(f"\n{row['algo']} (M={row['M']}), from N=1: sample round {sample:.1f} ms, learner "
-          f"{learn:.1f} ms per runner's steps, sync {sync:.1f} ms, rest {other:.1f} ms; the learner is the "
-          f"bottleneck from N* = {n_star:.2f} runners; env steps/s level off at "
+          f"{learn:.1f} ms per runner's steps, sync {sync:.1f} ms, rest {other:.1f} ms; the "
+          f"learner is the bottleneck from N* = {n_star:.2f} runners; env steps/s level off at "
           f"{1e3 * per_runner / learn:.1f}")
     print(f"{'N':>3} {'cycle ms':>9} {'learner share':>14} {'env steps/s':>12} "
           f"{'syncs/s':>8} {'weight MB/s out':>16} {'sample MB/s in':>15}")
