@@ -8,8 +8,8 @@ and ``--learners`` learners (so each part is its own process; their RSS is read 
 ``ray::_WrappedExecutable`` for a learner, ``ray::CausalWorker``). The replay's arrays are
 allocated zeroed, and the OS maps their pages as rows are first written, so the driver grows
 by the replay's bytes per transition until the replay is full: the CSV has the replay's
-written bytes beside the RSS, and the summary reports each process's growth after the replay filled (or, if it never fills, the
-driver's growth beyond the bytes the replay wrote). Run:
+written bytes beside the RSS, and the summary reports each process's growth after the replay
+filled (or, if it never fills, the driver's growth beyond the bytes the replay wrote). Run:
     .venv/bin/python benchmarks/memory.py CONFIG --steps 200000 [--every 10000]
         [--runners 1] [--learners 1] [--set training.replay_capacity=100000] --out DIR
 """
